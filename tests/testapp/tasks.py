@@ -1,0 +1,13 @@
+from celery import shared_task
+
+from tests.testapp.models import Tag
+
+
+@shared_task
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+@shared_task
+def create_tag(name: str) -> int:
+    return Tag.objects.create(name=name).pk
