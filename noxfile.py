@@ -8,6 +8,7 @@ version it meant to test.
 from __future__ import annotations
 
 import glob
+import os
 
 import nox
 
@@ -61,8 +62,11 @@ def package(session: nox.Session) -> None:
     tmp = session.create_tmp()
     session.install("build")
     session.run("python", "-m", "build", "--wheel", "--outdir", f"{tmp}/dist", ".")
-    session.install(*glob.glob(f"{tmp}/dist/*.whl"))
+    (wheel,) = glob.glob(os.path.abspath(f"{tmp}/dist/*.whl"))
+    session.install(wheel)
     session.run("python", "scripts/check_package.py")
+    session.install(f"django-scalekit[all] @ file://{wheel}")
+    session.run("python", "-c", "import rest_framework, serpy, django_redis, celery, psycopg")
 
 
 @nox.session
