@@ -73,5 +73,4 @@ def package(session: nox.Session) -> None:
 def demo(session: nox.Session) -> None:
     """The README's demo, on SQLite and local memory (no server)."""
     session.install("-e", ".[drf]")
-    args = session.posargs or ["--quick"]
-    session.run("python", "example/manage.py", "demo", *args)
+    session.run("python", "example/manage.py", "demo", *session.posargs)

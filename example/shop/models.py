@@ -1,0 +1,58 @@
+"""A small shop: the shapes whose reads and writes each scalekit concern speeds up."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Tag(models.Model):
+    name = models.CharField(max_length=50, unique=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Product(models.Model):
+    sku = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=200)
+    price = models.DecimalField(max_digits=10, decimal_places=2)
+    active = models.BooleanField(default=True)
+    created = models.DateTimeField(default=timezone.now)
+    tags = models.ManyToManyField(Tag, related_name="products", blank=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Review(models.Model):
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="reviews")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reviews"
+    )
+    rating = models.PositiveSmallIntegerField()
+    body = models.TextField(blank=True)
+    approved = models.BooleanField(default=False)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        # The product page lists a product's reviews newest first.
+        indexes = [models.Index(fields=["product", "created"])]
+
+    def __str__(self) -> str:
+        return f"{self.rating}* on product {self.product_id}"
+
+
+class Event(models.Model):
+    """An append-only log row: old months are dropped wholesale, never edited."""
+
+    kind = models.CharField(max_length=50)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="events"
+    )
+    payload = models.JSONField(default=dict)
+    created = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.kind} at {self.created:%Y-%m-%d %H:%M}"

@@ -1,0 +1,57 @@
+"""Plain DRF serializers: the baseline that ``django_scalekit.serializers`` is measured against."""
+
+from django.db.models import Prefetch, QuerySet
+from rest_framework import serializers
+
+from shop.models import Product, Review, Tag
+
+
+class TagSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Tag
+        fields = ["id", "name"]
+
+
+class ReviewSerializer(serializers.ModelSerializer):
+    author = serializers.CharField(source="user.username", read_only=True)
+
+    class Meta:
+        model = Review
+        fields = ["id", "author", "rating", "body", "created"]
+
+
+class ProductSerializer(serializers.ModelSerializer):
+    """A catalogue entry with its tags and approved reviews.
+
+    ``reviews`` reads the ``approved_reviews`` list that ``product_list_queryset`` prefetches,
+    so serializing any number of products costs three queries.
+    """
+
+    tags = TagSerializer(many=True, read_only=True)
+    reviews = ReviewSerializer(many=True, read_only=True, source="approved_reviews")
+
+    class Meta:
+        model = Product
+        fields = ["sku", "name", "price", "active", "created", "tags", "reviews"]
+
+
+class ProductSummarySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Product
+        fields = ["sku", "name", "price", "active", "created"]
+
+
+def approved_reviews() -> QuerySet[Review]:
+    """A product page's reviews: approved only, newest first, with their authors."""
+    return Review.objects.filter(approved=True).select_related("user").order_by("-created", "pk")
+
+
+def product_list_queryset() -> QuerySet[Product]:
+    """The active catalogue as a careful DRF user writes it: prefetches, no N+1."""
+    return (
+        Product.objects.filter(active=True)
+        .order_by("pk")
+        .prefetch_related(
+            "tags", Prefetch("reviews", queryset=approved_reviews(), to_attr="approved_reviews")
+        )
+    )
