@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+import pytest
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
 
@@ -80,7 +81,7 @@ class ReplicaControl:
 
     def _servers(self) -> PostgresPair:
         if self.servers is None:
-            raise RigError("stopping the replica needs the servers the test run started itself")
+            pytest.skip("stopping the replica needs the throw-away servers (REPLICA_URL is set)")
         return self.servers
 
     def stop(self) -> None:
@@ -105,7 +106,7 @@ class RedisControl:
 
     def _server(self) -> RedisServer:
         if self.server is None:
-            raise RigError("stopping Redis needs the server the test run started itself")
+            pytest.skip("stopping Redis needs the throw-away server (REDIS_URL is set)")
         return self.server
 
     def stop(self) -> None:
