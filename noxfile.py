@@ -16,6 +16,8 @@ nox.needs_version = ">=2024.10.9"
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"
 nox.options.error_on_missing_interpreters = True
+# `nox` alone runs these (the test command); `nox -s bench` runs the benchmarks.
+nox.options.sessions = ["tests", "lint", "typing", "docs", "package", "demo"]
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 LEGS = [
@@ -74,3 +76,13 @@ def demo(session: nox.Session) -> None:
     """The README's demo, on SQLite and local memory (no server)."""
     session.install("-e", ".[drf]")
     session.run("python", "example/manage.py", "demo", *session.posargs)
+
+
+@nox.session(python="3.11")
+def bench(session: nox.Session) -> None:
+    """Side-by-side benchmarks, not part of the test command: ``nox -s bench -- NAME``."""
+    extra = group("bench") if "bench" in PYPROJECT.get("dependency-groups", {}) else []
+    session.install("-e", ".[all,partitioning]", "django~=5.2.0", *group("test"), *extra)
+    scripts = sorted(glob.glob("benchmarks/[!_]*.py"))
+    for name in session.posargs or [os.path.basename(p)[:-3] for p in scripts]:
+        session.run("python", f"benchmarks/{name}.py")
