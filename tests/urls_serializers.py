@@ -1,0 +1,128 @@
+"""Views for the serializer tests: ours as ``serializer_class`` of DRF generic views."""
+
+from __future__ import annotations
+
+from django.urls import include, path
+from rest_framework import generics, pagination, routers, viewsets
+from rest_framework import serializers as drf
+
+from django_scalekit import serializers as sk
+from django_scalekit.serializers.drf import AutoSchema, OptimizeMixin
+from tests.testapp.models import Product, Review, Tag, User
+
+
+class UserSerializer(sk.ModelSerializer):
+    class Meta:
+        model = User
+        fields = ["id", "username"]
+
+
+class TagSerializer(sk.ModelSerializer):
+    class Meta:
+        model = Tag
+        fields = ["id", "name"]
+
+
+class ReviewSerializer(sk.ModelSerializer):
+    user = UserSerializer()
+    mine = sk.MethodField()
+
+    class Meta:
+        model = Review
+        fields = ["id", "rating", "created", "user", "mine"]
+
+    def get_mine(self, review):
+        request = self.context.get("request")
+        return request is not None and request.user.pk == review.user_id
+
+
+class ProductSerializer(sk.ModelSerializer):
+    tags = TagSerializer(many=True)
+    reviews = ReviewSerializer(many=True)
+    path = sk.MethodField()
+
+    class Meta:
+        model = Product
+        fields = ["id", "sku", "name", "price", "created", "tags", "reviews", "path"]
+
+    def get_path(self, product):
+        return self.context["request"].path
+
+
+class Pages(pagination.PageNumberPagination):
+    page_size = 2
+
+
+class ProductViewSet(OptimizeMixin, viewsets.ReadOnlyModelViewSet):
+    queryset = Product.objects.order_by("pk")
+    serializer_class = ProductSerializer
+    pagination_class = Pages
+    schema = AutoSchema()
+
+
+class WritableProductViewSet(viewsets.ModelViewSet):
+    queryset = Product.objects.order_by("pk")
+    serializer_class = ProductSerializer
+
+
+class PlainProductList(generics.ListAPIView):
+    """Ours without the mixin: correct output, but N+1 queries."""
+
+    queryset = Product.objects.order_by("pk")
+    serializer_class = ProductSerializer
+
+
+# DRF's own, for the end-to-end comparison.
+
+
+class DRFUser(drf.ModelSerializer):
+    class Meta:
+        model = User
+        fields = ["id", "username"]
+
+
+class DRFTag(drf.ModelSerializer):
+    class Meta:
+        model = Tag
+        fields = ["id", "name"]
+
+
+class DRFReview(drf.ModelSerializer):
+    user = DRFUser()
+    product = drf.PrimaryKeyRelatedField(read_only=True)
+    tags = DRFTag(many=True, source="product.tags")
+
+    class Meta:
+        model = Review
+        fields = ["id", "rating", "body", "created", "user", "product", "tags"]
+
+
+class OurReview(sk.ModelSerializer):
+    user = UserSerializer()
+    tags = TagSerializer(many=True, source="product.tags")
+
+    class Meta:
+        model = Review
+        fields = ["id", "rating", "body", "created", "user", "product", "tags"]
+
+
+class DRFReviewList(generics.ListAPIView):
+    queryset = Review.objects.order_by("pk")
+    serializer_class = DRFReview
+
+
+class OurReviewList(OptimizeMixin, generics.ListAPIView):
+    queryset = Review.objects.order_by("pk")
+    serializer_class = OurReview
+
+
+router = routers.SimpleRouter()
+router.register("products", ProductViewSet)
+router.register("writable", WritableProductViewSet, basename="writable")
+
+urlpatterns = [
+    path("", include(router.urls)),
+    path("plain/", PlainProductList.as_view()),
+    path("reviews/drf/", DRFReviewList.as_view()),
+    path("reviews/ours/", OurReviewList.as_view()),
+]
