@@ -111,6 +111,17 @@ class DRFReviewList(generics.ListAPIView):
     serializer_class = DRFReview
 
 
+class DRFReviewListPrefetched(generics.ListAPIView):
+    """DRF as a careful user tunes it by hand."""
+
+    queryset = (
+        Review.objects.order_by("pk")
+        .select_related("user", "product")
+        .prefetch_related("product__tags")
+    )
+    serializer_class = DRFReview
+
+
 class OurReviewList(OptimizeMixin, generics.ListAPIView):
     queryset = Review.objects.order_by("pk")
     serializer_class = OurReview
@@ -124,5 +135,6 @@ urlpatterns = [
     path("", include(router.urls)),
     path("plain/", PlainProductList.as_view()),
     path("reviews/drf/", DRFReviewList.as_view()),
+    path("reviews/drf-prefetched/", DRFReviewListPrefetched.as_view()),
     path("reviews/ours/", OurReviewList.as_view()),
 ]

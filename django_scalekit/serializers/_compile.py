@@ -293,20 +293,22 @@ def _build(cls: type[Serializer], only: frozenset[str] | None) -> Compiled:
     body = _object_expr(gen, cls, only, "obj", _SelfRef(gen))
     if body is not None:
         one_lines = ["return " + body]
-        many_gen_item = body
     else:
         gen = Gen()
         one_lines = _object_statements(gen, cls, only)
-        many_gen_item = None
     pre = list(gen.preamble)
-    src = ["def one(obj, s):"] + [f"    {line}" for line in pre + one_lines]
+    # Per-call values (time zone, request, bound nested serializers) are computed once
+    # and passed to ``row``, whose temporaries stay fast locals.
+    args = ", ".join(["obj", "s"] + [line.split(" = ", 1)[0] for line in pre])
+    src = [f"def row({args}):"] + [f"    {line}" for line in one_lines]
+    src.append("def one(obj, s):")
+    src += [f"    {line}" for line in pre]
+    src += (
+        [f"    {line}" for line in one_lines] if body is not None else [f"    return row({args})"]
+    )
     src.append("def many(objs, s):")
-    if many_gen_item is not None:
-        # the same dict literal, with ``obj`` as the loop variable of one comprehension
-        src += [f"    {line}" for line in pre]
-        src.append(f"    return [{many_gen_item} for obj in _items(objs)]")
-    else:
-        src.append("    return [one(o, s) for o in _items(objs)]")
+    src += [f"    {line}" for line in pre]
+    src.append(f"    return [row({args}) for obj in _items(objs)]")
     code = "\n".join(src) + "\n"
     namespace = dict(gen.namespace)
     filename = f"<django_scalekit.serializers {cls.__module__}.{cls.__qualname__}>"

@@ -61,6 +61,16 @@ class Field:
     #: serpy: when True, the getter from ``as_getter`` receives the serializer first.
     getter_takes_serializer: ClassVar[bool] = False
 
+    # Defaults as class attributes: a top-level serializer skips ``__init__`` work.
+    attr: str | None = None
+    source: str | None = None
+    call: bool = False
+    label: str | None = None
+    required: bool = True
+    many: bool = False
+    help_text: str | None = None
+    allow_null: bool | None = None
+
     def __init__(
         self,
         attr: str | None = None,

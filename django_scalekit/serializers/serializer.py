@@ -74,9 +74,10 @@ class Serializer(Field):
         fields: Iterable[str] | None = None,
         **kwargs: Any,
     ) -> None:
-        for key in _DRF_KWARGS & kwargs.keys():
-            kwargs.pop(key)
-        super().__init__(**kwargs)
+        if kwargs:  # used as a nested field: attr=, source=, label=, ...
+            for key in _DRF_KWARGS & kwargs.keys():
+                kwargs.pop(key)
+            super().__init__(**kwargs)
         self.instance = instance
         self.many = many
         self.initial_data = data
