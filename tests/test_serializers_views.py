@@ -155,3 +155,30 @@ def test_openapi_components_describe_every_field():
     assert list(review) == ["id", "rating", "created", "user", "mine"]
     assert review["rating"]["type"] == "integer"
     assert review["user"]["properties"]["username"]["type"] == "string"
+
+
+def test_orjson_renderer_writes_what_drf_writes(shop, client):
+    import datetime
+    import json
+    import uuid
+
+    from django.utils.translation import gettext_lazy
+    from rest_framework.renderers import JSONRenderer
+
+    from django_scalekit.serializers.drf import ORJSONRenderer
+
+    data = {
+        "products": client.get("/products/").json(),
+        "decimal": decimal.Decimal("1.50"),
+        "lazy": gettext_lazy("Not found."),
+        "when": datetime.datetime(2024, 1, 1, 1, tzinfo=datetime.UTC),
+        "id": uuid.UUID(int=3),
+        "n": {1: "int keys"},
+    }
+    ours = ORJSONRenderer().render(data)
+    theirs = JSONRenderer().render(data)
+    assert isinstance(ours, bytes)
+    assert json.loads(ours) == json.loads(theirs)
+    assert ORJSONRenderer().render(None) == b""
+    pretty = ORJSONRenderer().render({"a": 1}, "application/json; indent=4")
+    assert pretty == b'{\n  "a": 1\n}'

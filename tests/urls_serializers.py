@@ -5,9 +5,11 @@ from __future__ import annotations
 from django.urls import include, path
 from rest_framework import generics, pagination, routers, viewsets
 from rest_framework import serializers as drf
+from rest_framework.renderers import JSONOpenAPIRenderer
+from rest_framework.schemas import get_schema_view
 
 from django_scalekit import serializers as sk
-from django_scalekit.serializers.drf import AutoSchema, OptimizeMixin
+from django_scalekit.serializers.drf import OptimizeMixin
 from tests.testapp.models import Product, Review, Tag, User
 
 
@@ -57,7 +59,6 @@ class ProductViewSet(OptimizeMixin, viewsets.ReadOnlyModelViewSet):
     queryset = Product.objects.order_by("pk")
     serializer_class = ProductSerializer
     pagination_class = Pages
-    schema = AutoSchema()
 
 
 class WritableProductViewSet(viewsets.ModelViewSet):
@@ -131,8 +132,19 @@ router = routers.SimpleRouter()
 router.register("products", ProductViewSet)
 router.register("writable", WritableProductViewSet, basename="writable")
 
+optimized = [
+    path("products/", ProductViewSet.as_view({"get": "list"})),
+    path("products/<int:pk>/", ProductViewSet.as_view({"get": "retrieve"})),
+    path("reviews/ours/", OurReviewList.as_view()),
+]
+
+schema_view = get_schema_view(
+    title="shop", version="1", patterns=optimized, renderer_classes=[JSONOpenAPIRenderer]
+)
+
 urlpatterns = [
     path("", include(router.urls)),
+    path("schema/", schema_view),
     path("plain/", PlainProductList.as_view()),
     path("reviews/drf/", DRFReviewList.as_view()),
     path("reviews/drf-prefetched/", DRFReviewListPrefetched.as_view()),

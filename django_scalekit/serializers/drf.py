@@ -10,7 +10,10 @@ from typing import Any
 try:
     from rest_framework import serializers as drf
     from rest_framework.exceptions import ValidationError
+    from rest_framework.renderers import JSONRenderer
+    from rest_framework.schemas.inspectors import DefaultSchema
     from rest_framework.schemas.openapi import AutoSchema as DRFAutoSchema
+    from rest_framework.utils import encoders
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
         "django_scalekit.serializers.drf needs Django REST framework: "
@@ -23,7 +26,18 @@ from django_scalekit.serializers import fields as f
 from django_scalekit.serializers.optimize import optimize
 from django_scalekit.serializers.serializer import Serializer
 
-__all__ = ["AutoSchema", "OptimizeMixin", "to_drf"]
+__all__ = ["AutoSchema", "ORJSONRenderer", "OptimizeMixin", "to_drf"]
+
+
+class _Schema(DefaultSchema):
+    """``DEFAULT_SCHEMA_CLASS``, with DRF's OpenAPI ``AutoSchema`` swapped for ours."""
+
+    def __get__(self, instance: Any, owner: Any) -> Any:
+        result = super().__get__(instance, owner)
+        if type(result) is DRFAutoSchema:  # exactly DRF's: a subclass was chosen on purpose
+            result = AutoSchema()
+            result.view = instance
+        return result
 
 
 class OptimizeMixin:
@@ -31,10 +45,12 @@ class OptimizeMixin:
 
     ``get_queryset()`` is passed through ``optimize()`` so list and retrieve run a
     constant number of queries, and ``?fields=a,b`` (``sparse_fields_param``) keeps
-    only those keys; an unknown name is a 400 that lists the valid ones.
+    only those keys; an unknown name is a 400 that lists the valid ones. With DRF's
+    default OpenAPI schema class the view describes our serializers correctly.
     """
 
     sparse_fields_param: str | None = "fields"
+    schema: Any = _Schema()
 
     def _scalekit_serializer(self) -> type[Serializer] | None:
         cls = self.get_serializer_class()  # type: ignore[attr-defined]
@@ -156,3 +172,51 @@ class AutoSchema(DRFAutoSchema):
         if isinstance(serializer, Serializer):
             return to_drf(type(serializer))(context=serializer.context)
         return serializer
+
+
+class ORJSONRenderer(JSONRenderer):
+    """DRF's ``JSONRenderer`` with orjson: once serializing is cheap, encoding dominates.
+
+    Needs ``pip install orjson``. Types orjson does not know (lazy translation
+    strings, ``Decimal`` from other serializers, ...) go through DRF's own encoder.
+    """
+
+    def render(
+        self,
+        data: Any,
+        accepted_media_type: str | None = None,
+        renderer_context: Any = None,
+    ) -> bytes:
+        if data is None:
+            return b""
+        try:
+            import orjson
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError("ORJSONRenderer needs orjson: pip install orjson") from exc
+        renderer_context = renderer_context or {}
+        indent = self.get_indent(accepted_media_type or "", renderer_context)
+        # datetimes go through DRF's encoder: it writes UTC as "Z", orjson as "+00:00"
+        option = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
+        if indent:
+            option |= orjson.OPT_INDENT_2
+        return bytes(orjson.dumps(data, default=_encoder().default, option=option))
+
+
+def _encoder() -> Any:
+    global _ENCODER
+    if _ENCODER is None:
+        _ENCODER = encoders.JSONEncoder()
+    return _ENCODER
+
+
+_ENCODER: Any = None
+
+
+def _register_spectacular() -> None:
+    from django.apps import apps
+
+    if apps.ready and apps.is_installed("drf_spectacular"):
+        import django_scalekit.serializers.spectacular  # noqa: F401 - registers the extension
+
+
+_register_spectacular()
