@@ -278,3 +278,30 @@ def test_use_tz_off():
     with override_settings(USE_TZ=False):
         aware = datetime.datetime(2024, 1, 1, 12, tzinfo=datetime.UTC)
         assert one(sk.DateTimeField(), aware) == "2024-01-01T12:00:00"
+
+
+@pytest.mark.parametrize("active", [None, "UTC", "Europe/London", "America/New_York"])
+def test_datetime_output_equals_drf_for_many_values(active):
+    from rest_framework.fields import DateTimeField as DRFDateTime
+
+    rng = random.Random(7)
+    zones = [datetime.UTC, zoneinfo.ZoneInfo("UTC"), zoneinfo.ZoneInfo("Europe/London"), None]
+    values = [
+        datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
+        + datetime.timedelta(seconds=rng.randint(0, 10**9), microseconds=rng.randint(0, 10**6))
+        for _ in range(200)
+    ]
+    values = [v.replace(tzinfo=rng.choice(zones)) for v in values]
+
+    class S(sk.Serializer):
+        v = sk.DateTimeField()
+
+    def check():
+        ours = S([NS(v=v) for v in values], many=True).data
+        assert [row["v"] for row in ours] == [DRFDateTime().to_representation(v) for v in values]
+
+    if active is None:
+        check()
+    else:
+        with timezone.override(zoneinfo.ZoneInfo(active)):
+            check()

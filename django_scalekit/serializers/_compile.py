@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.core.signals import setting_changed
+from django.db.models.manager import BaseManager
 
 from django_scalekit.serializers import _convert
 from django_scalekit.serializers.fields import Field
@@ -97,6 +98,7 @@ class Gen:
     def __init__(self) -> None:
         self.namespace: dict[str, Any] = {
             "_items": _convert.items,
+            "_Manager": BaseManager,
             "_bind_nested": bind_nested,
             "_current_tz": _convert.current_tz,
             "_request": _request,
@@ -193,8 +195,13 @@ def _value(gen: Gen, src: str, field: Field, selfref: _SelfRef, guard_user: bool
             each = converted
         else:
             each = f"(None if {item} is None else {converted})"
-        return _guard(gen, src, lambda v: f"[{each} for {item} in _items({v})]")
+        return _guard(gen, src, lambda v: f"[{each} for {item} in {_iterable(v)}]")
     return _guard(gen, src, lambda v: field.convert(gen, v))
+
+
+def _iterable(var: str) -> str:
+    # a related manager is iterated through .all() (its prefetch cache when present)
+    return f"({var}.all() if isinstance({var}, _Manager) else {var})"
 
 
 def _nested(gen: Gen, src: str, field: Serializer, parent: _SelfRef) -> str:
@@ -209,7 +216,7 @@ def _nested(gen: Gen, src: str, field: Serializer, parent: _SelfRef) -> str:
     if body is None:  # recursive, or needing statements: call its own compiled function
         body = f"{gen.bind(_LazyOne(ncls), 'unit')}({var}, {selfref.get()})"
     if field.many:
-        return _guard(gen, src, lambda v: f"[{body} for {var} in _items({v})]")
+        return _guard(gen, src, lambda v: f"[{body} for {var} in {_iterable(v)}]")
     return f"(None if ({var} := {src}) is None else {body})"
 
 

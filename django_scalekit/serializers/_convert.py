@@ -117,6 +117,21 @@ def decimal_converter(
     return convert
 
 
+def decimal_fast_path(
+    decimal_places: int | None, max_digits: int | None, as_string: bool
+) -> tuple[decimal.Decimal, decimal.Context] | None:
+    """(exponent, context) when ``str(value.quantize(...))`` equals DRF's text, else None.
+
+    Quantized to at most 6 places, ``str()`` never uses an exponent.
+    """
+    if not as_string or decimal_places is None or decimal_places > 6:
+        return None
+    context = decimal.getcontext().copy()
+    if max_digits is not None:
+        context.prec = max_digits
+    return decimal.Decimal(".1") ** decimal_places, context
+
+
 def uuid_str(value: Any) -> str:
     return str(value)
 

@@ -9,6 +9,8 @@ that method directly.
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import enum
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -185,18 +187,30 @@ class DecimalField(Field):
         self.decimal_places = decimal_places
         self.coerce_to_string = coerce_to_string
 
+    def _as_string(self) -> bool:
+        if self.coerce_to_string is None:
+            return bool(settings.COERCE_DECIMAL_TO_STRING)
+        return self.coerce_to_string
+
     def _converter(self) -> Callable[[Any], Any]:
-        as_string = self.coerce_to_string
-        if as_string is None:
-            as_string = bool(settings.COERCE_DECIMAL_TO_STRING)
-        return _convert.decimal_converter(self.decimal_places, self.max_digits, as_string)
+        return _convert.decimal_converter(self.decimal_places, self.max_digits, self._as_string())
 
     @_base_implementation
     def to_value(self, value: Any) -> Any:
         return self._converter()(value)
 
     def convert(self, gen: Gen, value: str) -> str:
-        return f"{gen.bind(self._converter(), 'dec')}({value})"
+        convert = gen.bind(self._converter(), "dec")
+        fast = _convert.decimal_fast_path(self.decimal_places, self.max_digits, self._as_string())
+        if fast is None:
+            return f"{convert}({value})"
+        exponent, context = gen.bind(fast[0], "exp"), gen.bind(fast[1], "ctx")
+        decimal_type = gen.bind(decimal.Decimal, "Decimal")
+        # inline for the usual case (a Decimal), the function for the rest
+        return (
+            f"(str({value}.quantize({exponent}, context={context})) "
+            f"if {value}.__class__ is {decimal_type} else {convert}({value}))"
+        )
 
 
 class DateTimeField(Field):
@@ -221,7 +235,18 @@ class DateTimeField(Field):
         return self._converter()(value, _convert.current_tz())
 
     def convert(self, gen: Gen, value: str) -> str:
-        return f"{gen.bind(self._converter(), 'dt')}({value}, {gen.need('tz')})"
+        convert = gen.bind(self._converter(), "dt")
+        tz = gen.need("tz")
+        if self._converter() is not _convert.iso_datetime:
+            return f"{convert}({value}, {tz})"
+        # inline for the usual case (already in the current zone), the function for the rest
+        text = gen.tmp("s")
+        return (
+            f"(({text}[:-6] + 'Z' if ({text} := {value}.isoformat()).endswith('+00:00') "
+            f"else {text}) if {value}.__class__ is {gen.bind(datetime.datetime, 'datetime')} "
+            f"and {value}.tzinfo is {tz} "
+            f"else {convert}({value}, {tz}))"
+        )
 
 
 class DateField(Field):
