@@ -21,7 +21,7 @@ import uuid
 from _env import interleaved, setup, table
 
 QUICK = bool(os.environ.get("QUICK"))
-ROUNDS = 7 if QUICK else 21
+ROUNDS = 5 if QUICK else 11
 N = 10_000
 
 

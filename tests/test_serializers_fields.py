@@ -188,6 +188,7 @@ def test_read_only_errors_say_what_to_use():
         with pytest.raises(sk.ReadOnlyError):
             getattr(s, attribute)
     assert S().data == {}
+    assert S(many=True).data == []
     with pytest.raises(TypeError, match="read-only"):
         sk.Field(read_only=False)
 

@@ -114,8 +114,8 @@ class Serializer(Field):
         if self._data is None:
             if self.instance is None and self.initial_data is not None:
                 self._read_only("data")
-            if self.instance is None and not self.many:
-                raw: Any = {}
+            if self.instance is None:
+                raw: Any = [] if self.many else {}
             else:
                 raw = self.to_value(self.instance)
             types = _return_types()
