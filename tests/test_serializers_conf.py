@@ -20,6 +20,8 @@ from django_scalekit.checks import check_settings
         ({"DATETIME_FORMAT": 5}, ["django_scalekit.E011"]),
         ({"DATETIME_FORMAT": "iso"}, ["django_scalekit.E011"]),
         ({"DATETIME_FORMAT": "%Y"}, []),
+        ({"OMIT_NONE": 1}, ["django_scalekit.E012"]),
+        ({"OMIT_NONE": True}, []),
         ({"DATETIME_FORMAT": "ISO-8601"}, []),
     ],
 )
@@ -62,3 +64,46 @@ def test_naive_datetimes_without_use_tz():
     with override_settings(USE_TZ=False):
         assert S(naive).data["when"] == "2024-01-01T10:00:00"
         assert S(OBJ).data["when"] == "2024-05-06T07:08:09"
+
+
+class Inner(sk.Serializer):
+    a = sk.Field()
+    b = sk.IntField(required=False)
+
+
+class Outer(sk.Serializer):
+    x = sk.Field()
+    inner = Inner()
+    inners = Inner(many=True)
+    m = sk.MethodField()
+
+    def get_m(self, obj):
+        return None
+
+
+NULLY = NS(x=None, inner=NS(a=None, b=None), inners=[NS(a=1, b=None), NS(a=None)])
+
+
+def test_none_written_as_null_by_default():
+    assert Outer(NULLY).data == {
+        "x": None,
+        "inner": {"a": None, "b": None},
+        "inners": [{"a": 1, "b": None}, {"a": None}],  # b missing and not required: left out
+        "m": None,
+    }
+
+
+def test_omit_none_setting_and_class_override():
+    with override_settings(SCALEKIT_SERIALIZERS={"OMIT_NONE": True}):
+        assert Outer(NULLY).data == {"inner": {}, "inners": [{"a": 1}, {}]}
+        assert Outer([NULLY], many=True).data == [{"inner": {}, "inners": [{"a": 1}, {}]}]
+
+    class Keeps(Inner):
+        omit_none = False
+
+    class Drops(Inner):
+        omit_none = True
+
+    with override_settings(SCALEKIT_SERIALIZERS={"OMIT_NONE": True}):
+        assert Keeps(NS(a=None, b=None)).data == {"a": None, "b": None}
+    assert Drops(NS(a=None, b=2)).data == {"b": 2}

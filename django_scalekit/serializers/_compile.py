@@ -99,6 +99,7 @@ class Gen:
         self.namespace: dict[str, Any] = {
             "_items": _convert.items,
             "_Manager": BaseManager,
+            "_drop_none": _drop_none,
             "_bind_nested": bind_nested,
             "_current_tz": _convert.current_tz,
             "_request": _request,
@@ -256,6 +257,17 @@ def _field_expr(
     return _value(gen, src, field, selfref, guard_user=False)
 
 
+def _omits_none(cls: type[Serializer]) -> bool:
+    from django_scalekit.serializers.conf import settings
+
+    own = cls.omit_none
+    return bool(settings.OMIT_NONE) if own is None else own
+
+
+def _drop_none(data: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in data.items() if value is not None}
+
+
 def _object_expr(
     gen: Gen, cls: type[Serializer], only: frozenset[str] | None, obj: str, selfref: _SelfRef
 ) -> str | None:
@@ -270,7 +282,8 @@ def _object_expr(
         ]
     finally:
         gen.stack.pop()
-    return "{" + ", ".join(items) + "}"
+    literal = "{" + ", ".join(items) + "}"
+    return f"_drop_none({literal})" if _omits_none(cls) else literal
 
 
 def _object_statements(gen: Gen, cls: type[Serializer], only: frozenset[str] | None) -> list[str]:
@@ -291,7 +304,7 @@ def _object_statements(gen: Gen, cls: type[Serializer], only: frozenset[str] | N
         src = _guard(gen, raw, lambda v: f"{v}()") if field.call else raw
         lines.append(f"    r[{key!r}] = {_value(gen, src, field, selfref, guard_user=True)}")
     gen.stack.pop()
-    lines.append("return r")
+    lines.append("return _drop_none(r)" if _omits_none(cls) else "return r")
     return lines
 
 

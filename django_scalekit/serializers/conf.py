@@ -13,6 +13,8 @@ DEFAULTS: dict[str, Any] = {
     "COERCE_DECIMAL_TO_STRING": True,
     # "iso-8601" (DRF's default output) or a strftime pattern
     "DATETIME_FORMAT": "iso-8601",
+    # False: None is written as null (as DRF does); True: such keys are left out
+    "OMIT_NONE": False,
 }
 
 settings = ConcernSettings("SCALEKIT_SERIALIZERS", DEFAULTS)
@@ -33,5 +35,6 @@ def check() -> list[checks.CheckMessage]:
         {
             "COERCE_DECIMAL_TO_STRING": ("django_scalekit.E010", boolean),
             "DATETIME_FORMAT": ("django_scalekit.E011", _datetime_format),
+            "OMIT_NONE": ("django_scalekit.E012", boolean),
         },
     )

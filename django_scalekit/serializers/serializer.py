@@ -46,6 +46,9 @@ class Serializer(Field):
     #: ``operator.itemgetter``; other callables work but are slower.
     default_getter: ClassVar[Any] = operator.attrgetter
 
+    #: Leave out keys whose value is ``None`` (``None``: ``SCALEKIT_SERIALIZERS["OMIT_NONE"]``).
+    omit_none: ClassVar[bool | None] = None
+
     _declared_fields: ClassVar[dict[str, Field]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
