@@ -306,3 +306,35 @@ def test_datetime_output_equals_drf_for_many_values(active):
     else:
         with timezone.override(zoneinfo.ZoneInfo(active)):
             check()
+
+
+def test_field_subsets_from_requests_cannot_grow_the_cache_without_bound(monkeypatch):
+    from django_scalekit.serializers import _compile
+
+    class S(sk.Serializer):
+        a = sk.Field()
+        b = sk.Field()
+
+    monkeypatch.setattr(_compile, "MAX_CACHED", len(_compile._cache) + 3)
+    for i in range(20):
+        subset = ["a"] if i % 2 else ["b"]
+        assert S(NS(a=1, b=2), fields=subset).data == ({"a": 1} if i % 2 else {"b": 2})
+        assert S(NS(a=1, b=2)).data == {"a": 1, "b": 2}
+    assert len(_compile._cache) <= _compile.MAX_CACHED + 1
+    assert (S, None) in _compile._cache  # full serializers are never evicted
+
+
+def test_nested_sparse_fields():
+    class Leaf(sk.Serializer):
+        x = sk.Field()
+        y = sk.Field()
+
+    class Top(sk.Serializer):
+        a = sk.Field()
+        leaf = Leaf()
+        leaves = Leaf(many=True, label="all")
+
+    obj = NS(a=1, leaf=NS(x=1, y=2), leaves=[NS(x=3, y=4)])
+    assert Top(obj, fields=["leaf.y", "all.x", "all"]).data == {"leaf": {"y": 2}, "all": [{"x": 3}]}
+    assert Top(obj, fields=["leaf"]).data == {"leaf": {"x": 1, "y": 2}}
+    assert Top.unknown_fields(["a", "leaf.z", "a.b", "all.y", "nope"]) == ["a.b", "leaf.z", "nope"]

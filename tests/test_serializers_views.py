@@ -182,3 +182,17 @@ def test_orjson_renderer_writes_what_drf_writes(shop, client):
     assert ORJSONRenderer().render(None) == b""
     pretty = ORJSONRenderer().render({"a": 1}, "application/json; indent=4")
     assert pretty == b'{\n  "a": 1\n}'
+
+
+def test_sparse_fieldsets_reach_into_nested_serializers(shop, client, django_assert_num_queries):
+    with django_assert_num_queries(3):  # count, products, reviews: no tags, no user join
+        body = client.get("/products/?fields=id,reviews.rating,reviews.id").json()
+    first = body["results"][0]
+    assert list(first) == ["id", "reviews"]
+    assert all(list(r) == ["id", "rating"] for r in first["reviews"])
+    bad = client.get("/products/?fields=reviews.nope,tags.name,name.x")
+    assert bad.status_code == 400
+    message = bad.json()["fields"][0]
+    assert "name.x" in message
+    assert "reviews.nope" in message
+    assert "tags.name," not in message

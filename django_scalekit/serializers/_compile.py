@@ -35,6 +35,7 @@ class Compiled:
 
 
 _cache: dict[tuple[type[Any], frozenset[str] | None], Compiled] = {}
+MAX_CACHED = 2048
 _lock = threading.RLock()
 
 
@@ -54,6 +55,10 @@ def compiled(cls: type[Serializer], only: frozenset[str] | None = None) -> Compi
         pass
     with _lock:
         if key not in _cache:
+            if only is not None and len(_cache) >= MAX_CACHED:
+                # ?fields= combinations come from requests: keep their number bounded
+                for stale in [k for k in _cache if k[1] is not None]:
+                    del _cache[stale]
             _cache[key] = _build(cls, only)
         return _cache[key]
 
@@ -175,13 +180,20 @@ def _getter(gen: Gen, cls: type[Any], name: str, field: Field, objvar: str) -> s
     return f"{gen.bind(default_getter(path))}({objvar})"
 
 
-def _value(gen: Gen, src: str, field: Field, selfref: _SelfRef, guard_user: bool) -> str:
+def _value(
+    gen: Gen,
+    src: str,
+    field: Field,
+    selfref: _SelfRef,
+    guard_user: bool,
+    child_only: frozenset[str] | None = None,
+) -> str:
     """Apply ``field``'s conversion (scalar, list or nested serializer) to ``src``."""
     from django_scalekit.serializers.fields import PrimaryKeyRelatedField
     from django_scalekit.serializers.serializer import Serializer
 
     if isinstance(field, Serializer):
-        return _nested(gen, src, field, selfref)
+        return _nested(gen, src, field, selfref, child_only)
     if field._is_to_value_overridden():
         to_value = gen.bind(field.to_value, "to_value")
         if guard_user:
@@ -205,7 +217,9 @@ def _iterable(var: str) -> str:
     return f"({var}.all() if isinstance({var}, _Manager) else {var})"
 
 
-def _nested(gen: Gen, src: str, field: Serializer, parent: _SelfRef) -> str:
+def _nested(
+    gen: Gen, src: str, field: Serializer, parent: _SelfRef, only: frozenset[str] | None
+) -> str:
     from django_scalekit.serializers.serializer import Serializer
 
     ncls = type(field)
@@ -213,9 +227,9 @@ def _nested(gen: Gen, src: str, field: Serializer, parent: _SelfRef) -> str:
     if ncls.to_value is not Serializer.to_value:  # a serpy-style override of to_value
         return f"{selfref.get()}.to_value({src})"
     var = gen.tmp("o")
-    body = None if ncls in gen.stack else _object_expr(gen, ncls, None, var, selfref)
+    body = None if ncls in gen.stack else _object_expr(gen, ncls, only, var, selfref)
     if body is None:  # recursive, or needing statements: call its own compiled function
-        body = f"{gen.bind(_LazyOne(ncls), 'unit')}({var}, {selfref.get()})"
+        body = f"{gen.bind(_LazyOne(ncls, only), 'unit')}({var}, {selfref.get()})"
     if field.many:
         return _guard(gen, src, lambda v: f"[{body} for {var} in {_iterable(v)}]")
     return f"(None if ({var} := {src}) is None else {body})"
@@ -224,19 +238,40 @@ def _nested(gen: Gen, src: str, field: Serializer, parent: _SelfRef) -> str:
 class _LazyOne:
     """Calls ``compiled(cls).one`` (resolved on first use, so recursion compiles)."""
 
-    def __init__(self, cls: type[Serializer]) -> None:
+    def __init__(self, cls: type[Serializer], only: frozenset[str] | None = None) -> None:
         self.cls = cls
+        self.only = only
 
     def __call__(self, obj: Any, s: Any) -> Any:
-        return compiled(self.cls).one(obj, s)
+        return compiled(self.cls, self.only).one(obj, s)
 
 
-def _fields(cls: type[Serializer], only: frozenset[str] | None) -> list[tuple[str, str, Field]]:
-    out = []
+FieldSpec = tuple[str, str, Field, "frozenset[str] | None"]
+
+
+def split_fields(only: frozenset[str] | None) -> tuple[set[str] | None, dict[str, set[str]]]:
+    """``{"id", "reviews.rating"}`` -> top-level keys and the sub-keys asked per nested key."""
+    if only is None:
+        return None, {}
+    top: set[str] = set()
+    nested: dict[str, set[str]] = {}
+    for entry in only:
+        head, _, rest = entry.partition(".")
+        top.add(head)
+        if rest:
+            nested.setdefault(head, set()).add(rest)
+    return top, nested
+
+
+def _fields(cls: type[Serializer], only: frozenset[str] | None) -> list[FieldSpec]:
+    """(output key, field name, field, sub-keys for a nested serializer) in order."""
+    top, nested = split_fields(only)
+    out: list[FieldSpec] = []
     for name, field in cls._scalekit_fields().items():
         key = field.label or name
-        if only is None or key in only:
-            out.append((key, name, field))
+        if top is None or key in top:
+            sub = nested.get(key)
+            out.append((key, name, field, None if sub is None else frozenset(sub)))
     return out
 
 
@@ -245,7 +280,13 @@ def _omittable(field: Field) -> bool:
 
 
 def _field_expr(
-    gen: Gen, cls: type[Any], name: str, field: Field, obj: str, selfref: _SelfRef
+    gen: Gen,
+    cls: type[Any],
+    name: str,
+    field: Field,
+    obj: str,
+    selfref: _SelfRef,
+    child_only: frozenset[str] | None = None,
 ) -> str:
     if field.getter_takes_serializer:  # serpy: the method's result, unchanged
         getter = field.as_getter(name, cls)
@@ -254,7 +295,7 @@ def _field_expr(
     tolerant = field.source is not None and "." in field.source
     if field.call:
         src = _guard(gen, src, lambda v: f"{v}()") if tolerant else f"{src}()"
-    return _value(gen, src, field, selfref, guard_user=False)
+    return _value(gen, src, field, selfref, guard_user=False, child_only=child_only)
 
 
 def _omits_none(cls: type[Serializer]) -> bool:
@@ -273,12 +314,13 @@ def _object_expr(
 ) -> str | None:
     """A dict literal for one object, or ``None`` if the class needs statements."""
     fields = _fields(cls, only)
-    if any(_omittable(f) for _, _, f in fields):
+    if any(_omittable(f) for _, _, f, _ in fields):
         return None
     gen.stack.append(cls)
     try:
         items = [
-            f"{key!r}: {_field_expr(gen, cls, name, f, obj, selfref)}" for key, name, f in fields
+            f"{key!r}: {_field_expr(gen, cls, name, f, obj, selfref, sub)}"
+            for key, name, f, sub in fields
         ]
     finally:
         gen.stack.pop()
@@ -291,9 +333,10 @@ def _object_statements(gen: Gen, cls: type[Serializer], only: frozenset[str] | N
     selfref = _SelfRef(gen)
     lines = ["r = {}"]
     gen.stack.append(cls)
-    for key, name, field in _fields(cls, only):
+    for key, name, field, sub in _fields(cls, only):
         if not _omittable(field):
-            lines.append(f"r[{key!r}] = {_field_expr(gen, cls, name, field, 'obj', selfref)}")
+            code = _field_expr(gen, cls, name, field, "obj", selfref, sub)
+            lines.append(f"r[{key!r}] = {code}")
             continue
         raw = gen.tmp("v")
         lines.append("try:")
@@ -302,7 +345,8 @@ def _object_statements(gen: Gen, cls: type[Serializer], only: frozenset[str] | N
         lines.append("    pass")
         lines.append("else:")
         src = _guard(gen, raw, lambda v: f"{v}()") if field.call else raw
-        lines.append(f"    r[{key!r}] = {_value(gen, src, field, selfref, guard_user=True)}")
+        value = _value(gen, src, field, selfref, guard_user=True, child_only=sub)
+        lines.append(f"    r[{key!r}] = {value}")
     gen.stack.pop()
     lines.append("return _drop_none(r)" if _omits_none(cls) else "return r")
     return lines

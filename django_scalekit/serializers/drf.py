@@ -67,9 +67,9 @@ class OptimizeMixin:
         if not raw:
             return None
         wanted = frozenset(name.strip() for name in raw.split(",") if name.strip())
-        valid = cls.output_names()
-        unknown = wanted - set(valid)
+        unknown = cls.unknown_fields(wanted)
         if unknown:
+            valid = cls.output_names()
             raise ValidationError(
                 {
                     self.sparse_fields_param: [

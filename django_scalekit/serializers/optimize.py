@@ -77,7 +77,7 @@ def _walk(
     plan: _Plan,
 ) -> None:
     plan.column(prefix + model._meta.pk.name)
-    for _key, name, fld in _compile._fields(serializer, subset):
+    for _key, name, fld, sub in _compile._fields(serializer, subset):
         if (
             fld.getter_takes_serializer
             or fld.call
@@ -87,7 +87,7 @@ def _walk(
         ):
             plan.opaque()
             continue
-        _path(model, fld.source_path(name).split("."), fld, prefix, plan)
+        _path(model, fld.source_path(name).split("."), fld, prefix, plan, sub)
 
 
 def _attrgetter() -> Any:
@@ -111,7 +111,12 @@ def _related_field(model: type[models.Model], name: str) -> Any:
 
 
 def _path(
-    model: type[models.Model], parts: list[str], fld: Field, prefix: str, plan: _Plan
+    model: type[models.Model],
+    parts: list[str],
+    fld: Field,
+    prefix: str,
+    plan: _Plan,
+    sub: frozenset[str] | None = None,
 ) -> None:
     from django_scalekit.serializers.serializer import Serializer
 
@@ -136,7 +141,7 @@ def _path(
             return
         inner = related._default_manager.all()
         if nested:
-            inner = optimize(inner, type(fld))  # type: ignore[arg-type]
+            inner = optimize(inner, type(fld), sub)  # type: ignore[arg-type]
         elif isinstance(fld, PrimaryKeyRelatedField):
             inner = inner.only(related._meta.pk.name)
         elif not isinstance(fld, ListField):
@@ -158,9 +163,9 @@ def _path(
         return
     plan.select.append(lookup)
     if rest:
-        _path(related, rest, fld, lookup + "__", plan)
+        _path(related, rest, fld, lookup + "__", plan, sub)
     else:
-        _walk(related, type(fld), None, lookup + "__", plan)  # type: ignore[arg-type]
+        _walk(related, type(fld), sub, lookup + "__", plan)  # type: ignore[arg-type]
 
 
 def _fk_name(model: type[models.Model], attname: str) -> str:

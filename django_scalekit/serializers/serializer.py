@@ -172,6 +172,19 @@ class Serializer(Field):
         return [field.label or name for name, field in cls._scalekit_fields().items()]
 
     @classmethod
+    def unknown_fields(cls, names: Iterable[str]) -> list[str]:
+        """The entries of a ``fields=`` list (``"id"``, ``"reviews.rating"``) that name no key."""
+        by_key = {field.label or name: field for name, field in cls._scalekit_fields().items()}
+        unknown = []
+        for entry in names:
+            head, _, rest = entry.partition(".")
+            field = by_key.get(head)
+            nested_ok = isinstance(field, Serializer) and not type(field).unknown_fields([rest])
+            if field is None or (rest and not nested_ok):
+                unknown.append(entry)
+        return sorted(unknown)
+
+    @classmethod
     def generated_source(cls, fields: Iterable[str] | None = None) -> str:
         """The Python code this class compiles to (for debugging and curiosity)."""
         return _compile.compiled(cls, None if fields is None else frozenset(fields)).source
