@@ -185,3 +185,29 @@ def test_decimal_setting_matches_drf_setting(shop, settings, coerce):
     ours, theirs = pair(Product, ["id", "price"])
     data = assert_same(ours, theirs, Product.objects.order_by("pk"), many=True)
     assert data[0]["price"] == ("19.50" if coerce else 19.5)
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+@pytest.mark.parametrize(
+    ("model", "fields"),
+    [
+        (Review, "__all__"),
+        (Shipment, ["id", "product", "warehouse"]),
+        (Warehouse, ["code", "shipments"]),
+    ],
+)
+def test_meta_depth_matches_drf(shop, model, fields, depth):
+    meta = {"model": model, "fields": fields, "depth": depth}
+    ours = type("Ours", (sk.ModelSerializer,), {"Meta": type("Meta", (), meta)})
+    theirs = type("Theirs", (drf.ModelSerializer,), {"Meta": type("Meta", (), meta)})
+    qs = model.objects.order_by("pk")
+    data = assert_same(ours, theirs, qs, many=True)
+    assert data
+    # and optimize() keeps the same output in a constant number of queries
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as ctx:
+        optimized = ours(ours.optimize(qs), many=True).data
+    assert as_json(optimized) == as_json(data)
+    assert len(ctx.captured_queries) <= 6

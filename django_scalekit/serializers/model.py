@@ -61,7 +61,15 @@ def _pk_converter(model: type[models.Model]) -> f.Field:
     return _scalar(pk)
 
 
-def _model_field(model: type[models.Model], name: str) -> f.Field:
+def _nested(related: Any, depth: int, **kwargs: Any) -> f.Field:
+    """DRF's ``Meta.depth``: the related model with all its fields, one level less deep."""
+    meta = type("Meta", (), {"model": related, "fields": ALL_FIELDS, "depth": depth - 1})
+    cls = type("NestedSerializer", (ModelSerializer,), {"Meta": meta, "__module__": __name__})
+    field: f.Field = cls(**kwargs)
+    return field
+
+
+def _model_field(model: type[models.Model], name: str, depth: int = 0) -> f.Field:
     opts = model._meta
     try:
         model_field = opts.get_field(name)
@@ -83,9 +91,13 @@ def _model_field(model: type[models.Model], name: str) -> f.Field:
         related = model_field.related_model
         pk = _pk_converter(related)  # type: ignore[arg-type]
         accessor = model_field.get_accessor_name()
+        if depth:
+            return _nested(related, depth, attr=accessor, many=not model_field.one_to_one)
         if model_field.one_to_one:
             return f.PrimaryKeyRelatedField(attr=accessor, pk_field=pk)
         return f.PrimaryKeyRelatedField(attr=accessor, many=True, pk_field=pk)
+    if depth and model_field.is_relation:
+        return _nested(model_field.related_model, depth, many=model_field.many_to_many)
     if model_field.many_to_many:
         return f.PrimaryKeyRelatedField(
             many=True,
@@ -158,7 +170,10 @@ class ModelSerializer(Serializer):
         names = [n for n in names if n not in set(exclude or ())]
         result: dict[str, f.Field] = {}
         for name in names:
-            result[name] = declared[name] if name in declared else _model_field(model, name)
+            if name in declared:
+                result[name] = declared[name]
+            else:
+                result[name] = _model_field(model, name, getattr(meta, "depth", 0) or 0)
         return result
 
     @classmethod
