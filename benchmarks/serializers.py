@@ -430,7 +430,7 @@ def per_object_table(times, n, baseline, mismatched=()):
 
 
 def run_single(singles, obj):
-    loops = 2000
+    loops = 500
     fns = {name: (lambda f=fn: [f(obj) for _ in range(loops)]) for name, fn in singles.items()}
     times = interleaved(fns, rounds=ROUNDS)
     print(f"\n## Single object `.data` (nested shape), µs per call ({loops} calls per round)")

@@ -62,3 +62,16 @@ def test_drf_spectacular():
     )
     assert "PaginatedProductList" in schemas
     assert schemas["Tag"]["properties"]["name"]["type"] == "string"
+
+
+def test_spectacular_extension_registers_when_installed():
+    from django.test import modify_settings
+    from drf_spectacular.extensions import OpenApiSerializerExtension
+
+    from django_scalekit.serializers import drf as integration
+    from tests.urls_serializers import ProductSerializer
+
+    with modify_settings(INSTALLED_APPS={"append": "drf_spectacular"}):
+        integration._register_spectacular()
+    match = OpenApiSerializerExtension.get_match(ProductSerializer())
+    assert type(match).__name__ == "SerializerExtension"
