@@ -338,3 +338,12 @@ def test_nested_sparse_fields():
     assert Top(obj, fields=["leaf.y", "all.x", "all"]).data == {"leaf": {"y": 2}, "all": [{"x": 3}]}
     assert Top(obj, fields=["leaf"]).data == {"leaf": {"x": 1, "y": 2}}
     assert Top.unknown_fields(["a", "leaf.z", "a.b", "all.y", "nope"]) == ["a.b", "leaf.z", "nope"]
+
+
+def test_dict_serializer_source_walks_nested_dicts():
+    class S(sk.DictSerializer):
+        literal = sk.Field(attr="a.b")
+        walked = sk.IntField(source="x.y")
+
+    assert S({"a.b": 1, "x": {"y": "2"}}).data == {"literal": 1, "walked": 2}
+    assert S({"a.b": 1, "x": None}).data == {"literal": 1, "walked": None}

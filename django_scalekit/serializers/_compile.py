@@ -176,7 +176,13 @@ def _getter(gen: Gen, cls: type[Any], name: str, field: Field, objvar: str) -> s
                 code = _attr(code, part)
         return code
     if default_getter is operator.itemgetter:
-        return f"{objvar}[{path!r}]"
+        if field.source is None:  # serpy: itemgetter("a.b") is the key "a.b"
+            return f"{objvar}[{path!r}]"
+        parts = path.split(".")  # DRF: source="a.b" walks nested dicts
+        code = f"{objvar}[{parts[0]!r}]"
+        for part in parts[1:]:
+            code = _guard(gen, code, lambda v, p=part: f"{v}[{p!r}]")  # type: ignore[misc]
+        return code
     return f"{gen.bind(default_getter(path))}({objvar})"
 
 
