@@ -15,7 +15,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.test import APIRequestFactory
 
 from django_scalekit import serializers as sk
-from tests.testapp.models import Product, Review, Shipment, Tag, User, Warehouse
+from tests.testapp.models import Passport, Product, Review, Shipment, Tag, User, Warehouse
 
 pytestmark = pytest.mark.django_db
 
@@ -57,6 +57,8 @@ def shop():
     Review.objects.create(product=product, user=user, rating=4, body="ok")
     Review.objects.create(product=product, user=user, rating=5)
     house = Warehouse.objects.create(name="north")
+    Passport.objects.create(warehouse=house, number="P-1")
+    Warehouse.objects.create(name="south")  # no passport: a missing reverse one-to-one
     Shipment.objects.create(
         product=product,
         warehouse=house,
@@ -89,6 +91,8 @@ def shop():
         (Shipment, None, ["meta", "label"]),
         (Product, ["id", "reviews", "shipments"], None),  # reverse relations named explicitly
         (Warehouse, ["code", "shipments"], None),
+        (Warehouse, ["code", "passport"], None),
+        (Passport, "__all__", None),
         (Shipment, ["id", "heavy", "warehouse"], None),  # a model method, a UUID FK
     ],
 )
@@ -99,6 +103,7 @@ def test_model_serializer_output_matches_drf(shop, model, fields, exclude):
     assert data
     assert_same(ours, theirs, qs.first())
     assert list(ours(qs.first()).data) == list(theirs(qs.first()).data)  # key order too
+    assert as_json(ours(ours.optimize(qs), many=True).data) == as_json(data)
 
 
 def test_file_url_is_absolute_with_a_request(shop):
@@ -193,7 +198,7 @@ def test_decimal_setting_matches_drf_setting(shop, settings, coerce):
     [
         (Review, "__all__"),
         (Shipment, ["id", "product", "warehouse"]),
-        (Warehouse, ["code", "shipments"]),
+        (Warehouse, ["code", "shipments", "passport"]),
     ],
 )
 def test_meta_depth_matches_drf(shop, model, fields, depth):
@@ -225,3 +230,5 @@ def test_random_field_subsets_match_drf(shop):
             ours, theirs = pair(model, fields)
             data = assert_same(ours, theirs, model.objects.order_by("pk"), many=True)
             assert all(list(row) == fields for row in data)
+            optimized = ours.optimize(model.objects.order_by("pk"))
+            assert as_json(ours(optimized, many=True).data) == as_json(data)

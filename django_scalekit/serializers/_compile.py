@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.core.signals import setting_changed
 from django.db.models.manager import BaseManager
 
@@ -105,6 +106,7 @@ class Gen:
             "_items": _convert.items,
             "_Manager": BaseManager,
             "_drop_none": _drop_none,
+            "_one_to_one": _one_to_one,
             "_bind_nested": bind_nested,
             "_current_tz": _convert.current_tz,
             "_request": _request,
@@ -169,6 +171,9 @@ def _getter(gen: Gen, cls: type[Any], name: str, field: Field, objvar: str) -> s
     if default_getter is operator.attrgetter:
         parts = path.split(".")
         code = _attr(objvar, parts[0])
+        if parts[0] in _missing_one_to_one(cls):
+            # a missing reverse one-to-one raises DoesNotExist; DRF writes null
+            code = f"_one_to_one({objvar}, {parts[0]!r})"
         for part in parts[1:]:
             if field.source is not None:  # DRF spelling: None on the way gives None
                 code = _guard(gen, code, lambda v, p=part: _attr(v, p))  # type: ignore[misc]
@@ -184,6 +189,24 @@ def _getter(gen: Gen, cls: type[Any], name: str, field: Field, objvar: str) -> s
             code = _guard(gen, code, lambda v, p=part: f"{v}[{p!r}]")  # type: ignore[misc]
         return code
     return f"{gen.bind(default_getter(path))}({objvar})"
+
+
+def _missing_one_to_one(cls: type[Any]) -> frozenset[str]:
+    """Accessors of reverse one-to-one relations on the serializer's model, if it has one."""
+    meta = getattr(cls, "Meta", None)
+    model = getattr(meta, "model", None)
+    if model is None:
+        return frozenset()
+    return frozenset(
+        rel.get_accessor_name() for rel in model._meta.related_objects if rel.one_to_one
+    )
+
+
+def _one_to_one(obj: Any, name: str) -> Any:
+    try:
+        return getattr(obj, name)
+    except ObjectDoesNotExist:
+        return None
 
 
 def _value(

@@ -95,3 +95,13 @@ class Shipment(models.Model):
 
     def heavy(self) -> bool:
         return (self.weight or 0) > 10
+
+
+class Passport(models.Model):
+    """A reverse one-to-one from Warehouse that may be missing."""
+
+    warehouse = models.OneToOneField(Warehouse, on_delete=models.CASCADE, related_name="passport")
+    number = models.CharField(max_length=20)
+
+    def __str__(self) -> str:
+        return self.number
