@@ -400,6 +400,16 @@ def normalize(data):
     return json.loads(json.dumps(data, default=str).replace("+00:00", "Z"))
 
 
+def run_gc_on(hand, candidates, objs):
+    """The same nested run with the garbage collector on: allocation-heavy code pays more."""
+    keep = ("ours", "serpy 0.3.1", "pydantic v2", "DRF ModelSerializer")
+    fns = {"hand-written": lambda: hand(objs)}
+    fns.update({name: (lambda f=candidates[name]: f(objs)) for name in keep})
+    times = interleaved(fns, rounds=max(3, ROUNDS // 2), gc_off=False)
+    print(f"\n## Nested, garbage collector on ({max(3, ROUNDS // 2)} rounds)")
+    print(per_object_table(times, len(objs), "hand-written"))
+
+
 def run_shape(title, hand, candidates, objs):
     expected = normalize(hand(objs[:50]))
     mismatched = []
@@ -497,6 +507,7 @@ def main() -> None:
     nested, flat, singles = build_candidates()
     objs = make_nested(N)
     run_shape("Nested", hand_nested, nested, objs)
+    run_gc_on(hand_nested, nested, objs)
     run_shape("Flat", hand_flat, flat, make_flat(N))
     run_single(singles, objs[0])
     end_to_end()
