@@ -154,12 +154,6 @@ def _guard(gen: Gen, src: str, build: Callable[[str], str | None]) -> str:
     return f"(None if ({var} := {src}) is None else {built})"
 
 
-def _is_serializer(field: Field) -> bool:
-    from django_scalekit.serializers.serializer import Serializer
-
-    return isinstance(field, Serializer)
-
-
 def _getter(gen: Gen, cls: type[Any], name: str, field: Field, objvar: str) -> str:
     getter = field.as_getter(name, cls)
     if getter is not None:

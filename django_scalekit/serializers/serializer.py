@@ -1,4 +1,4 @@
-"""``Serializer``, ``DictSerializer`` and ``ModelSerializer``: read-only, compiled once."""
+"""``Serializer`` and ``DictSerializer``: read-only, compiled once into plain functions."""
 
 from __future__ import annotations
 
