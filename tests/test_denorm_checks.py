@@ -11,7 +11,7 @@ from django.test.utils import isolate_apps
 from django_scalekit.denorm import CounterField, CounterQuerySet
 from django_scalekit.denorm.checks import check_counter, check_counters
 from django_scalekit.denorm.counters import Counter, all_counters, find
-from tests.testapp.models import Board, Post, Product, Review, User
+from tests.testapp.models import Board, Event, Product, Review, User
 
 
 def ids(errors: list[checks.CheckMessage]) -> list[str]:
@@ -69,11 +69,11 @@ def test_e032_filter_on_another_model_or_unknown_field(q, says):
 
 def test_e033_child_manager_without_counter_queryset():
     counter = Counter(
-        parent=Board,
-        field_name="posts_total",
-        relation="posts",
-        child=Post,
-        fk=Post._meta.get_field("board"),
+        parent=User,
+        field_name="approved_reviews",
+        relation="events",
+        child=Event,
+        fk=Event._meta.get_field("user"),
         mode="signals",
     )
     errors = check_counter(counter)

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.db import connection, connections
 from django.db.models import Count, Q
+from django.db.models.expressions import RawSQL
 
 from tests.testapp.models import Board, Product, User
 
@@ -44,6 +45,22 @@ def drift() -> dict[str, dict[int, tuple[int, int]]]:
         Board.objects.annotate(real=Count("posts", filter=Q(posts__published=True))).values_list(
             "pk", "post_count", "real"
         ),
+    )
+    queued = RawSQL(
+        "SELECT COALESCE(SUM(delta), 0) FROM scalekit_counter_delta d "
+        "WHERE d.counter = 'testapp.Board.posts_deferred' "
+        'AND d.parent_key = "testapp_board"."id"::text',
+        [],
+    )
+    pending = dict(Board.objects.annotate(pending=queued).values_list("pk", "pending"))
+    add(
+        "Board.posts_deferred (stored + pending)",
+        [
+            (pk, stored + pending[pk], real)
+            for pk, stored, real in Board.objects.annotate(
+                real=Count("posts", filter=Q(posts__published=True))
+            ).values_list("pk", "posts_deferred", "real")
+        ],
     )
     add(
         "Board.posts_total",

@@ -70,7 +70,7 @@ def check_counter(counter: Counter) -> list[checks.CheckMessage]:
         return errors
     assert counter.child is not None
     assert counter.fk is not None
-    if counter.mode == "signals":
+    if counter.mode in ("signals", "deferred"):
         manager = counter.child._default_manager
         from django_scalekit.denorm.query import CounterQuerySet
 
@@ -97,12 +97,12 @@ def check_counter(counter: Counter) -> list[checks.CheckMessage]:
                     id="django_scalekit.E036",
                 )
             )
-    if counter.mode == "trigger":
+    if counter.mode in ("trigger", "deferred"):
         alias = router.db_for_write(counter.child) or "default"
         if connections[alias].vendor != "postgresql":
             errors.append(
                 checks.Error(
-                    f"{counter.label}: mode='trigger' needs PostgreSQL, but "
+                    f"{counter.label}: mode={counter.mode!r} needs PostgreSQL, but "
                     f"{counter.child._meta.label} is written to {alias!r} "
                     f"({connections[alias].vendor}).",
                     hint="Use mode='signals' on this database.",

@@ -19,7 +19,9 @@ from django.db import models
 from django.db.models import Case, F, Q, Value, When
 from django.db.models.signals import class_prepared
 
-MODES = ("signals", "trigger")
+MODES = ("signals", "trigger", "deferred")
+# Modes whose counters the receivers and CounterQuerySet maintain.
+PYTHON_MODES = ("signals", "deferred")
 
 
 @dataclass(eq=False)
@@ -124,9 +126,11 @@ def all_counters() -> list[Counter]:
     return list(_counters)
 
 
-def counters_for_child(model: type[models.Model], mode: str | None = "signals") -> list[Counter]:
+def counters_for_child(
+    model: type[models.Model], modes: tuple[str, ...] = PYTHON_MODES
+) -> list[Counter]:
     concrete = model._meta.concrete_model
-    return [c for c in _counters if c.child is concrete and (mode is None or c.mode == mode)]
+    return [c for c in _counters if c.child is concrete and c.mode in modes]
 
 
 def find(label: str) -> list[Counter]:
@@ -191,7 +195,7 @@ def _points_at(
 
 
 def _connect(counter: Counter, sender: type[models.Model]) -> None:
-    if counter.mode != "signals":
+    if counter.mode not in PYTHON_MODES:
         return
     from django_scalekit.denorm import receivers
 

@@ -62,7 +62,11 @@ def apply_all(changes: list[tuple[Counter, Mapping[Any, int]]], using: str) -> N
     tables: dict[str, list[tuple[Counter, dict[Any, int]]]] = {}
     for counter, deltas in changes:
         nonzero = {k: d for k, d in deltas.items() if k is not None and d}
-        if nonzero:
+        if nonzero and counter.mode == "deferred":
+            from django_scalekit.denorm import deferred
+
+            deferred.add(counter, nonzero, using)  # no parent lock: the point of the mode
+        elif nonzero:
             tables.setdefault(counter.parent._meta.label, []).append((counter, nonzero))
     for label in sorted(tables):
         items = tables[label]
@@ -175,7 +179,7 @@ def _post_save(sender: Any, instance: models.Model, raw: bool, using: str, **kw:
     if raw or saved is None:
         return
     counters, old = saved
-    if old is None:
+    if old is None and all(c.mode == "signals" for c in counters):
         # A new row: per counter, one statement adds 1 to the parent the stored
         # row counts towards, if any (in table order, like apply_all).
         for counter in sorted(counters, key=lambda c: c.parent._meta.label):
@@ -189,6 +193,8 @@ def _post_save(sender: Any, instance: models.Model, raw: bool, using: str, **kw:
             ).update(**{column: F(column) + 1})
         return
     new = current_keys(counters, instance.pk, using, lock=False)
+    if old is None:
+        old = (None,) * len(counters)
     apply_all([(c, moves([(o, n)])) for c, o, n in zip(counters, old, new, strict=True)], using)
 
 

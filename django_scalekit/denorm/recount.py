@@ -7,6 +7,10 @@ row lock, so the ``FOR UPDATE`` waits for it to commit and the count, taken by
 the next statement (READ COMMITTED: a fresh snapshot), sees its rows. A writer
 that has not adjusted the counter yet is not counted either and adds its delta
 after the batch commits. No increment is lost and no table lock is taken.
+
+For a deferred counter the same statement also deletes the batch's queued
+deltas: children and deltas are committed together, and one statement has one
+snapshot, so it counts a child exactly when it deletes that child's delta.
 """
 
 from __future__ import annotations
@@ -75,16 +79,10 @@ def recount(
     result = RecountResult(counter=counter.label, dry_run=dry_run)
     last: Any = None
     while True:
-        with transaction.atomic(using=alias):
-            parents = counter.parent_manager(alias).order_by(counter.target)
-            if last is not None:
-                parents = parents.filter(**{f"{counter.target}__gt": last})
-            if not dry_run:
-                parents = parents.select_for_update()
-            keys = list(parents.values_list(counter.target, flat=True)[:size])
-            if not keys:
-                break
-            drifted = _batch(counter, keys, alias, dry_run)
+        batch = _one_batch(counter, last, size, alias, dry_run)
+        if batch is None:
+            break
+        keys, drifted = batch
         result.batches += 1
         result.parents += len(keys)
         result.drifted += len(drifted)
@@ -94,6 +92,27 @@ def recount(
         if len(keys) < size:
             break
     return result
+
+
+def _one_batch(
+    counter: Counter, last: Any, size: int, alias: str, dry_run: bool
+) -> tuple[list[Any], list[Any]] | None:
+    deferred = counter.mode == "deferred" and not dry_run
+    with transaction.atomic(using=alias):
+        if deferred:
+            from django_scalekit.denorm.deferred import lock_id
+
+            with connections[alias].cursor() as cursor:  # no fold() meanwhile
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [lock_id(counter)])
+        parents = counter.parent_manager(alias).order_by(counter.target)
+        if last is not None:
+            parents = parents.filter(**{f"{counter.target}__gt": last})
+        if not dry_run:
+            parents = parents.select_for_update()
+        keys = list(parents.values_list(counter.target, flat=True)[:size])
+        if not keys:
+            return None
+        return keys, _batch(counter, keys, alias, dry_run)
 
 
 def _batch(counter: Counter, keys: list[Any], alias: str, dry_run: bool) -> list[Any]:
@@ -110,18 +129,40 @@ def _batch(counter: Counter, keys: list[Any], alias: str, dry_run: bool) -> list
     target = qn(column_of(counter.parent, counter.target))
     marks = ", ".join(["%s"] * len(keys))
     real = "COALESCE(s.sk_n, 0)"
+    stored = f"p0.{col}"
+    stored_params: list[Any] = []
+    if dry_run and counter.mode == "deferred":
+        from django_scalekit.denorm.deferred import TABLE
+
+        stored = (
+            f"(p0.{col} + COALESCE((SELECT SUM(d.delta) FROM {TABLE} AS d WHERE d.counter = %s "
+            f"AND d.parent_key = CAST(p0.{target} AS varchar)), 0))"
+        )
+        stored_params = [counter.label]
     joined = (
         f"{table} AS p0 LEFT JOIN ({child_sql}) AS s ON s.sk_key = p0.{target} "
-        f"WHERE p0.{target} IN ({marks}) AND p0.{col} IS DISTINCT FROM {real}"
+        f"WHERE p0.{target} IN ({marks}) AND {stored} IS DISTINCT FROM {real}"
     )
-    params = [*child_params, *keys]
+    params = [*child_params, *keys, *stored_params]
+    clear, clear_params = "", []
+    if counter.mode == "deferred" and not dry_run:
+        from django_scalekit.denorm.deferred import TABLE
+
+        clear = (
+            f"WITH cleared AS (DELETE FROM {TABLE} WHERE counter = %s "
+            f"AND parent_key IN ({marks}) RETURNING 1) "
+        )
+        clear_params = [counter.label, *(str(k) for k in keys)]
     with conn.cursor() as cursor:
         if dry_run:
-            cursor.execute(f"SELECT p0.{target}, p0.{col}, {real} FROM {joined}", params)
+            cursor.execute(
+                f"SELECT p0.{target}, {stored}, {real} FROM {joined}",
+                [*stored_params, *params],
+            )
         else:
             cursor.execute(
-                f"UPDATE {table} AS p SET {col} = {real} FROM {joined} "
+                f"{clear}UPDATE {table} AS p SET {col} = {real} FROM {joined} "
                 f"AND p.{target} = p0.{target} RETURNING p.{target}, p0.{col}, p.{col}",
-                params,
+                [*clear_params, *params],
             )
         return sorted(cursor.fetchall())

@@ -9,6 +9,7 @@ from typing import Any
 
 from celery import shared_task
 
+from django_scalekit.denorm.deferred import fold
 from django_scalekit.denorm.recount import recount
 
 
@@ -25,3 +26,13 @@ def recount_task(
         "drifted": result.drifted,
         "dry_run": result.dry_run,
     }
+
+
+@shared_task(name="django_scalekit.denorm.fold")
+def fold_task(label: str | None = None, batch_size: int | None = None) -> int:
+    """Fold queued deltas of deferred counters (all, or ``"app.Model.field"``).
+
+    Schedule it every few seconds with Celery beat: that interval bounds how
+    stale a deferred counter can be.
+    """
+    return fold(label, batch_size=batch_size)

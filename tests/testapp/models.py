@@ -75,6 +75,8 @@ class Board(models.Model):
     name = models.CharField(max_length=50)
     post_count = CounterField("posts", filter=Q(published=True), mode="trigger")
     posts_total = CounterField("posts", mode="trigger")
+    # Hot parents: writers queue deltas, fold() applies them.
+    posts_deferred = CounterField("posts", filter=Q(published=True), mode="deferred")
 
     def __str__(self) -> str:
         return self.name
@@ -84,6 +86,8 @@ class Post(models.Model):
     board = models.ForeignKey(Board, on_delete=models.CASCADE, related_name="posts")
     published = models.BooleanField(default=False)
     title = models.CharField(max_length=100, blank=True)
+
+    objects = CounterQuerySet.as_manager()
 
     def __str__(self) -> str:
         return self.title or f"post {self.pk}"
