@@ -18,6 +18,7 @@ from django.db import connections, models
 from django.db.models import Count, F
 from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 
+from django_scalekit.denorm import statements
 from django_scalekit.denorm.counters import Counter, counters_for_child
 
 _STASH = "_scalekit_denorm"
@@ -39,14 +40,12 @@ def connect(sender: type[models.Model]) -> None:
 def current_keys(counters: list[Counter], pk: Any, using: str, *, lock: bool) -> tuple[Any, ...]:
     """Per counter, the parent key the stored row counts towards, or None (no row, NULL
     foreign key, filtered out)."""
-    model = counters[0].child
-    assert model is not None
-    qs = model._base_manager.using(using).filter(pk=pk)
-    if lock and connections[using].in_atomic_block:
-        qs = qs.select_for_update(no_key=True)
-    exprs = {f"_scalekit_{i}": c.key_expression() for i, c in enumerate(counters)}
-    rows = list(qs.annotate(**exprs).values_list(*exprs))
-    return tuple(rows[0]) if rows else (None,) * len(counters)
+    conn = connections[using]
+    sql, params = statements.keys_select(counters, using, lock and conn.in_atomic_block)
+    with conn.cursor() as cursor:
+        cursor.execute(sql, [*params, pk])
+        row = cursor.fetchone()
+    return tuple(row) if row else (None,) * len(counters)
 
 
 def apply(counter: Counter, deltas: Mapping[Any, int], using: str) -> None:
@@ -179,22 +178,15 @@ def _post_save(sender: Any, instance: models.Model, raw: bool, using: str, **kw:
     if raw or saved is None:
         return
     counters, old = saved
-    if old is None and all(c.mode == "signals" for c in counters):
-        # A new row: per counter, one statement adds 1 to the parent the stored
-        # row counts towards, if any (in table order, like apply_all).
-        for counter in sorted(counters, key=lambda c: c.parent._meta.label):
-            column = counter.field_name
-            counter.parent_manager(using).filter(
-                **{
-                    f"{counter.target}__in": counter.child_manager(using)
-                    .filter(pk=instance.pk)
-                    .values_list(counter.key_expression())
-                }
-            ).update(**{column: F(column) + 1})
+    if old is None:
+        # A new row: per counter, one statement counts the row as stored, if it
+        # counts (parents in table order, like apply_all).
+        with connections[using].cursor() as cursor:
+            for counter in sorted(counters, key=lambda c: c.parent._meta.label):
+                sql, params = statements.on_insert(counter, using)
+                cursor.execute(sql, [*params, instance.pk])
         return
     new = current_keys(counters, instance.pk, using, lock=False)
-    if old is None:
-        old = (None,) * len(counters)
     apply_all([(c, moves([(o, n)])) for c, o, n in zip(counters, old, new, strict=True)], using)
 
 
