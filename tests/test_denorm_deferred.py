@@ -146,3 +146,17 @@ def test_celery_fold_task(celery_worker, boards):
     Post.objects.create(board=a, published=True)
     assert fold_task.delay().get(timeout=20) == 1
     assert stored(a) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_autocommit_writes_queue_deltas_too(boards):
+    a, b, _ = boards
+    p = Post.objects.create(board=a, published=True)
+    p.board = b
+    p.save()
+    Post.objects.filter(pk=p.pk).update(published=False)
+    Post.objects.create(board=a, published=True).delete()
+    assert drift() == {}
+    fold()
+    assert (stored(a), stored(b)) == (0, 0)
+    assert drift() == {}

@@ -202,3 +202,30 @@ def test_loaddata_style_raw_saves_are_left_to_the_fixture(shop):
     r = Review(product=p, user=u, rating=1, approved=True)
     r.save_base(raw=True)
     assert counts(p) == (0, 0)  # fixtures carry their own counter values
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_path_in_autocommit_mode():
+    """Outside a transaction: no row locks are taken, each write is still counted once."""
+    u = User.objects.create(username="auto")
+    a = Product.objects.create(name="a", price=1)
+    b = Product.objects.create(name="b", price=1)
+    r = Review.objects.create(product=a, user=u, rating=5)
+    r.approved = True
+    r.save()
+    r.product = b
+    r.save()
+    Review.objects.bulk_create([Review(product=a, user=u, rating=1, approved=True)] * 1)
+    Review.objects.filter(product=a).update(product=b)
+    assert (counts(a), counts(b)) == ((0, 0), (2, 2))
+    Review.objects.filter(pk=r.pk).delete()
+    Review.objects.get().delete()
+    assert counts(b) == (0, 0)
+    assert drift() == {}
+
+
+def test_register_counter_needs_a_model_field():
+    from django_scalekit.denorm import register_counter
+
+    with pytest.raises(TypeError, match=r"Product\.n_reviews"):
+        register_counter("testapp.Product.n", "reviews")

@@ -4,9 +4,10 @@ A hot parent (one product taking thousands of reviews a second) turns every
 counter update into a queue on one row lock. In deferred mode the writing
 transaction only inserts a ``(counter, parent, delta)`` row into
 ``scalekit_counter_delta`` (no lock on the parent), so a rollback drops it and
-a commit keeps it. ``fold()`` then moves a batch into the counters with one
-statement: the ``DELETE ... RETURNING`` of the batch and the ``UPDATE`` of the
-parents commit together or not at all, so a folder killed mid-batch loses
+a commit keeps it. ``fold()`` then moves a batch into the counters in one
+transaction: it locks the batch's parents in key order, then one statement
+does the ``DELETE ... RETURNING`` of the batch and the ``UPDATE`` of the
+parents. They commit together or not at all, so a folder killed mid-batch loses
 nothing and applies nothing twice. Reads that need the exact value add
 ``pending()``.
 """
@@ -82,7 +83,17 @@ def fold(field: Any = None, *, batch_size: int | None = None, using: str | None 
                 got = cursor.fetchone()
                 if not got or not got[0]:
                     break
-                cursor.execute(_fold_sql(counter, alias), [counter.label, size])
+                cursor.execute(
+                    f"SELECT id, parent_key FROM {TABLE} WHERE counter = %s ORDER BY id LIMIT %s",
+                    [counter.label, size],
+                )
+                batch = cursor.fetchall()
+                if not batch:
+                    break
+                lock_sql, fold_sql = _fold_sql(counter, alias)
+                # Parents in key order first, as every other writer locks them.
+                cursor.execute(lock_sql, [sorted({key for _, key in batch})])
+                cursor.execute(fold_sql, [[i for i, _ in batch]])
                 row = cursor.fetchone()
                 n = int(row[0]) if row else 0
             folded += n
@@ -96,7 +107,7 @@ def lock_id(counter: Counter) -> int:
     return int(hashlib.sha1(counter.label.encode()).hexdigest()[:15], 16)
 
 
-def _fold_sql(counter: Counter, alias: str) -> str:
+def _fold_sql(counter: Counter, alias: str) -> tuple[str, str]:
     assert counter.fk is not None
     conn = connections[alias]
     qn = conn.ops.quote_name
@@ -104,9 +115,12 @@ def _fold_sql(counter: Counter, alias: str) -> str:
     col = qn(counter.column)
     target = qn(column_of(counter.parent, counter.target))
     key_type = counter.fk.target_field.rel_db_type(conn)
-    return (
-        f"WITH batch AS (DELETE FROM {TABLE} WHERE id IN ("
-        f"SELECT id FROM {TABLE} WHERE counter = %s ORDER BY id LIMIT %s FOR UPDATE) "
+    lock = (
+        f"SELECT 1 FROM {parent} WHERE {target} IN (SELECT CAST(k AS {key_type}) "
+        f"FROM unnest(%s::varchar[]) AS k) ORDER BY {target} FOR NO KEY UPDATE"
+    )
+    fold = (
+        f"WITH batch AS (DELETE FROM {TABLE} WHERE id = ANY(%s::bigint[]) "
         "RETURNING parent_key, delta), "
         "sums AS (SELECT parent_key, SUM(delta) AS d, COUNT(*) AS n FROM batch "
         "GROUP BY parent_key), "
@@ -114,6 +128,7 @@ def _fold_sql(counter: Counter, alias: str) -> str:
         f"WHERE p.{target} = CAST(sums.parent_key AS {key_type}) RETURNING 1) "
         "SELECT COALESCE(SUM(n), 0) FROM sums"
     )
+    return lock, fold
 
 
 def _one(field: Any) -> Counter:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from typing import Any
 
-from django.db import connections, models
+from django.db import connections, models, transaction
 from django.db.models import Count, F
 from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 
@@ -67,6 +67,15 @@ def apply_all(changes: list[tuple[Counter, Mapping[Any, int]]], using: str) -> N
             deferred.add(counter, nonzero, using)  # no parent lock: the point of the mode
         elif nonzero:
             tables.setdefault(counter.parent._meta.label, []).append((counter, nonzero))
+    if not tables:
+        return
+    # Outside a transaction (a save in autocommit mode), the adjustments of one
+    # write still commit together.
+    with transaction.atomic(using=using, savepoint=False):
+        _update_parents(tables, using)
+
+
+def _update_parents(tables: dict[str, list[tuple[Counter, dict[Any, int]]]], using: str) -> None:
     for label in sorted(tables):
         items = tables[label]
         counter = items[0][0]

@@ -42,6 +42,17 @@ def counter_from_model(model: type[models.Model], field_name: str) -> Counter | 
     )
 
 
+def trigger_counters(model: type[models.Model]) -> list[Counter]:
+    """The trigger-mode counters declared on a (possibly historical) model."""
+    found = []
+    for field in model._meta.concrete_fields:
+        if getattr(field, "mode", None) == "trigger" and getattr(field, "relation", None):
+            counter = counter_from_model(model, field.name)
+            if counter is not None:
+                found.append(counter)
+    return found
+
+
 def names(counter: Counter) -> tuple[str, str]:
     """(function name, trigger name), stable and within PostgreSQL's 63 characters."""
     base = f"{counter.parent._meta.db_table}_{counter.column}"
@@ -79,7 +90,43 @@ def filter_sql(counter: Counter, alias: str, row: str) -> str:
     return str(ops.compose_sql(sql, params)) if params else sql
 
 
-def install_sql(counter: Counter, alias: str) -> list[str]:
+EVENTS = {
+    # suffix: (event, REFERENCING clause, delta sources as (transition table, sign))
+    "i": ("INSERT", "NEW TABLE AS new_rows", (("new_rows", 1),)),
+    "u": (
+        "UPDATE",
+        "OLD TABLE AS old_rows NEW TABLE AS new_rows",
+        (("old_rows", -1), ("new_rows", 1)),
+    ),
+    "d": ("DELETE", "OLD TABLE AS old_rows", (("old_rows", -1),)),
+}
+
+
+def _nonzero(counter: Counter, alias: str, sources: Any) -> str:
+    """SQL for ``(k, d)``: per parent key, the net change this statement made, if any."""
+    assert counter.fk is not None
+    fk = connections[alias].ops.quote_name(str(counter.fk.column))
+    cond = filter_sql(counter, alias, "r")
+    parts = [
+        f"SELECT r.{fk} AS k, {sign} AS d FROM {table} AS r "
+        f"WHERE r.{fk} IS NOT NULL AND COALESCE(({cond}), FALSE)"
+        for table, sign in sources
+    ]
+    return (
+        f"SELECT k, SUM(d) AS d FROM ({' UNION ALL '.join(parts)}) AS x "
+        "GROUP BY k HAVING SUM(d) <> 0"
+    )
+
+
+def install_sql(counter: Counter, alias: str, siblings: list[Counter] | None = None) -> list[str]:
+    """Statement-level triggers (one per event) with transition tables.
+
+    Each statement's rows are folded into one delta per parent, and the
+    parents are locked in key order before any is updated, so concurrent
+    statements never wait on each other in a cycle. ``siblings`` are the other
+    trigger counters of the same parent and child tables: every one of their
+    functions locks the same set, so two counters cannot interleave either.
+    """
     assert counter.child is not None
     assert counter.fk is not None
     qn = connections[alias].ops.quote_name
@@ -88,54 +135,42 @@ def install_sql(counter: Counter, alias: str) -> list[str]:
     parent = qn(counter.parent._meta.db_table)
     col = qn(counter.column)
     target = qn(column_of(counter.parent, counter.target))
-    fk = qn(counter.fk.column)
-    key_type = counter.fk.target_field.rel_db_type(connections[alias])
-    watched = sorted(
-        {
-            column_of(counter.child, n)
-            for n in counter.watched_fields()
-            if n in {f.name for f in counter.child._meta.concrete_fields}
-        }
+    group = [counter, *(c for c in siblings or [] if c.label != counter.label)]
+    branches = []
+    for event, _refs, sources in EVENTS.values():
+        locked = " UNION ".join(
+            f"SELECT k FROM ({_nonzero(c, alias, sources)}) AS n" for c in group
+        )
+        branches.append(
+            f"""IF TG_OP = '{event}' THEN
+        PERFORM 1 FROM {parent} WHERE {target} IN ({locked})
+            ORDER BY {target} FOR NO KEY UPDATE;
+        UPDATE {parent} AS p SET {col} = p.{col} + s.d
+            FROM ({_nonzero(counter, alias, sources)}) AS s WHERE p.{target} = s.k;
+    END IF;"""
+        )
+    function = (
+        f"CREATE OR REPLACE FUNCTION {qn(fn)}() RETURNS trigger LANGUAGE plpgsql AS $scalekit$\n"
+        "BEGIN\n    " + "\n    ".join(branches) + "\n    RETURN NULL;\nEND\n$scalekit$"
     )
-    old_in = f"OLD.{fk} IS NOT NULL AND COALESCE(({filter_sql(counter, alias, 'OLD')}), FALSE)"
-    new_in = f"NEW.{fk} IS NOT NULL AND COALESCE(({filter_sql(counter, alias, 'NEW')}), FALSE)"
-    dec = f"UPDATE {parent} SET {col} = {col} - 1 WHERE {target} = old_key;"
-    inc = f"UPDATE {parent} SET {col} = {col} + 1 WHERE {target} = new_key;"
-    function = f"""
-CREATE OR REPLACE FUNCTION {qn(fn)}() RETURNS trigger LANGUAGE plpgsql AS $scalekit$
-DECLARE
-    old_key {key_type};
-    new_key {key_type};
-BEGIN
-    IF TG_OP <> 'INSERT' AND {old_in} THEN old_key := OLD.{fk}; END IF;
-    IF TG_OP <> 'DELETE' AND {new_in} THEN new_key := NEW.{fk}; END IF;
-    IF old_key IS NOT DISTINCT FROM new_key THEN RETURN NULL; END IF;
-    -- lower key first: two opposite moves lock the parents in the same order
-    IF new_key IS NULL OR (old_key IS NOT NULL AND old_key < new_key) THEN
-        IF old_key IS NOT NULL THEN {dec} END IF;
-        IF new_key IS NOT NULL THEN {inc} END IF;
-    ELSE
-        {inc}
-        IF old_key IS NOT NULL THEN {dec} END IF;
-    END IF;
-    RETURN NULL;
-END
-$scalekit$"""
-    columns = ", ".join(qn(c) for c in watched)
-    return [
-        function,
-        f"DROP TRIGGER IF EXISTS {qn(trigger)} ON {child}",
-        f"CREATE TRIGGER {qn(trigger)} AFTER INSERT OR DELETE OR UPDATE OF {columns} "
-        f"ON {child} FOR EACH ROW EXECUTE FUNCTION {qn(fn)}()",
-    ]
+    statements = [function]
+    for suffix, (event, refs, _sources) in EVENTS.items():
+        name = qn(f"{trigger}_{suffix}")
+        statements += [
+            f"DROP TRIGGER IF EXISTS {name} ON {child}",
+            f"CREATE TRIGGER {name} AFTER {event} ON {child} REFERENCING {refs} "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {qn(fn)}()",
+        ]
+    return statements
 
 
 def drop_sql(counter: Counter, alias: str) -> list[str]:
     assert counter.child is not None
     qn = connections[alias].ops.quote_name
     fn, trigger = names(counter)
+    child = qn(counter.child._meta.db_table)
     return [
-        f"DROP TRIGGER IF EXISTS {qn(trigger)} ON {qn(counter.child._meta.db_table)}",
+        *(f"DROP TRIGGER IF EXISTS {qn(f'{trigger}_{s}')} ON {child}" for s in EVENTS),
         f"DROP FUNCTION IF EXISTS {qn(fn)}()",
     ]
 
@@ -143,7 +178,7 @@ def drop_sql(counter: Counter, alias: str) -> list[str]:
 def installed(counter: Counter, alias: str) -> bool:
     _fn, trigger = names(counter)
     with connections[alias].cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_trigger WHERE tgname = %s", [trigger])
+        cursor.execute("SELECT 1 FROM pg_trigger WHERE tgname = %s", [f"{trigger}_i"])
         return cursor.fetchone() is not None
 
 
@@ -199,7 +234,14 @@ class CounterTrigger(Operation):
         new = self._counter(app_label, after)
         old = self._counter(app_label, before)
         if new is not None and new.mode == "trigger":
-            statements = install_sql(new, conn.alias)
+            siblings = [
+                c
+                for c in trigger_counters(new.parent)
+                if c.child is new.child and c.label != new.label
+            ]
+            statements = install_sql(new, conn.alias, siblings)
+            for sibling in siblings:  # their lock sets now include this counter's
+                statements += install_sql(sibling, conn.alias, [new, *siblings])
         elif old is not None and old.mode == "trigger":
             statements = drop_sql(old, conn.alias)
         else:
