@@ -2,10 +2,12 @@
 
 Every decision is taken from the child row as it is in the database, never
 from the instance, which may be stale: before a save or delete the row is read
-(and locked with ``SELECT ... FOR UPDATE`` inside a transaction), after a save
-it is read again. Two stale copies deleting one row therefore decrement once:
-the second finds no row. Parents are always updated in ascending key order, so
-two transactions moving children in opposite directions cannot deadlock.
+(and locked with ``SELECT ... FOR NO KEY UPDATE`` inside a transaction), after
+a save it is read again. Two stale copies deleting one row therefore decrement
+once: the second finds no row. Parents are always locked in one order (parent
+table, then key), so two transactions moving children in opposite directions
+cannot deadlock. Deferred counters take the same path but queue their deltas
+instead of updating the parent.
 """
 
 from __future__ import annotations
