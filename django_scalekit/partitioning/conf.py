@@ -213,4 +213,7 @@ def check() -> list[checks.CheckMessage]:
                         id=check_id,
                     )
                 )
+        from .checks import model_errors  # needs the app registry, which is ready here
+
+        errors += model_errors({k: v for k, v in models.items() if not option_errors(v)})
     return errors

@@ -159,8 +159,21 @@ def maintain(
 
 
 def maintain_all(**kwargs: Any) -> dict[str, Result]:
-    """``maintain`` for every model in ``SCALEKIT_PARTITIONING['MODELS']``."""
-    return {label: maintain(label, **kwargs) for label in settings.MODELS}
+    """``maintain`` for every model in ``SCALEKIT_PARTITIONING['MODELS']``.
+
+    One model failing (a lock not acquired) does not stop the others; the first
+    error is raised once all have been tried.
+    """
+    results: dict[str, Result] = {}
+    errors: list[PartitioningError] = []
+    for label in settings.MODELS:
+        try:
+            results[label] = maintain(label, **kwargs)
+        except PartitioningError as exc:
+            errors.append(exc)
+    if errors:
+        raise errors[0]
+    return results
 
 
 @contextmanager

@@ -198,9 +198,12 @@ def compute(
         waiting[lo] = waiting.get(lo, 0) + count
 
     creates: list[tuple[Bound, Bound, bool, int]] = []
+    first = 0  # ranges never overlap, so sorted by lower bound they are sorted by upper too
     for lo in sorted(slots):  # type: ignore[type-var]
         hi = slots[lo]
-        for piece_lo, piece_hi in _uncovered(lo, hi, taken):
+        while first < len(taken) and taken[first][1] is not None and taken[first][1] <= lo:  # type: ignore[operator]
+            first += 1
+        for piece_lo, piece_hi in _uncovered(lo, hi, taken[first:]):
             aligned = (piece_lo, piece_hi) == (lo, hi)
             creates.append((piece_lo, piece_hi, aligned, waiting.get(lo, 0) if aligned else 0))
     wanted = [partition_name(table, lo, interval, tz, aligned) for lo, _, aligned, _ in creates]
