@@ -75,3 +75,20 @@ def test_without_a_default_partition_the_plan_says_so(table):
     current = plan(table=table, options={"interval": "month"}, now=at(2026, 5, 10))
     assert current.default_rows == 0
     assert all(s.action == "create" for s in current.steps)
+
+
+def test_rows_with_a_null_key_are_reported_and_the_rest_still_moves():
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS pt_nullkey CASCADE")
+        cursor.execute("CREATE TABLE pt_nullkey (created timestamptz) PARTITION BY RANGE (created)")
+    try:
+        maintain(table="pt_nullkey", options=OPTIONS, now=at(2026, 5, 10))
+        insert("pt_nullkey", None, at(2026, 9, 1))
+        current = plan(table="pt_nullkey", options=OPTIONS, now=at(2026, 5, 10))
+        assert current.default_rows == 2
+        result = maintain(table="pt_nullkey", options=OPTIONS, now=at(2026, 5, 10))
+        assert result.moved_rows == 1
+        assert count("SELECT count(*) FROM pt_nullkey_default") == 1
+        assert count("SELECT count(*) FROM pt_nullkey") == 2
+    finally:
+        drop_family("pt_nullkey")

@@ -164,8 +164,11 @@ def existing_names(connection: BaseDatabaseWrapper, schema: str, names: list[str
 
 def default_rows_by_hour(
     connection: BaseDatabaseWrapper, parent: Parent, default: str
-) -> list[tuple[Bound, int]]:
-    """Rows in the DEFAULT partition, counted per hour (per day for a date key)."""
+) -> list[tuple[Bound | None, int]]:
+    """Rows in the DEFAULT partition, counted per hour (per day for a date key).
+
+    Rows whose key is NULL, which no range can hold, are counted under ``None``.
+    """
     qn = connection.ops.quote_name
     key = qn(parent.key)
     if parent.key_type == "timestamp with time zone":
@@ -177,11 +180,11 @@ def default_rows_by_hour(
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT {bucket}, count(*) FROM {qn(parent.schema)}.{qn(default)} "
-            f"WHERE {key} IS NOT NULL GROUP BY 1 ORDER BY 1"
+            "GROUP BY 1 ORDER BY 1 NULLS LAST"
         )
-        out: list[tuple[Bound, int]] = []
+        out: list[tuple[Bound | None, int]] = []
         for value, count in cursor.fetchall():
-            if parent.key_type == "timestamp with time zone":
+            if value is not None and parent.key_type == "timestamp with time zone":
                 value = value.replace(tzinfo=dt.UTC)
             out.append((value, count))
         return out

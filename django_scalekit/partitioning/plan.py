@@ -143,7 +143,7 @@ def compute(
     partitions: Iterable[Partition],
     options: ModelOptions,
     now: dt.datetime,
-    default_hours: Iterable[tuple[Bound, int]] = (),
+    default_hours: Iterable[tuple[Bound | None, int]] = (),
     allow_drop: bool = False,
     is_taken: Callable[[list[str]], set[str]] = lambda names: set(),
     label: str = "",
@@ -191,6 +191,8 @@ def compute(
     # Rows waiting in the DEFAULT partition get their slot created, whatever its age.
     waiting: dict[Bound, int] = {}
     for hour, count in default_hours:
+        if hour is None:  # a NULL key: no range can take these rows
+            continue
         for value in {hour, _hour_end(hour)}:
             lo, hi = bounds.slot(value, interval, tz)
             slots.setdefault(lo, hi)
