@@ -161,3 +161,39 @@ def test_maintaining_a_table_that_is_not_partitioned_says_how_to_fix_it():
 def test_maintenance_refuses_to_run_inside_a_transaction():
     with pytest.raises(PartitioningError, match=r"outside transaction\.atomic"):
         maintain(table="testapp_metric", options={"interval": "day"})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_database_check_reports_rows_in_default_and_unpartitioned_tables():
+    from django_scalekit.partitioning.checks import check_partitioned_tables
+    from tests.test_partitioning_helpers import drop_partitions
+    from tests.testapp.models import Metric
+
+    config = {
+        "MODELS": {
+            "testapp.Metric": {"interval": "month", "default_partition": True},
+            "testapp.Event": {"interval": "month"},
+        }
+    }
+    try:
+        with override_settings(SCALEKIT_PARTITIONING=config):
+            assert check_partitioned_tables(databases=None) == []
+            maintain("testapp.Metric", now=at(2026, 5, 10))
+            Metric.objects.create(name="late", created=at(2030, 1, 1))
+            messages = check_partitioned_tables(databases=["default"])
+            assert [m.id for m in messages] == ["django_scalekit.W040", "django_scalekit.W041"]
+            assert "holds 1 rows" in messages[0].msg
+            assert "testapp_event" in messages[1].msg
+            maintain("testapp.Metric", now=at(2026, 5, 10))
+            assert [m.id for m in check_partitioned_tables(databases=["default"])] == [
+                "django_scalekit.W041"
+            ]
+        missing = {"MODELS": {"testapp.Metric": {"interval": "month"}}}
+        with override_settings(SCALEKIT_PARTITIONING=missing):
+            Metric._meta.db_table, table = "pt_not_yet_migrated", Metric._meta.db_table
+            try:
+                assert check_partitioned_tables(databases=["default"]) == []
+            finally:
+                Metric._meta.db_table = table
+    finally:
+        drop_partitions(Metric._meta.db_table)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from django.apps import AppConfig
 from django.apps import apps as global_apps
 from django.apps.registry import Apps
 from django.core import checks
@@ -82,3 +84,60 @@ _KEY_HINT = (
     "Every unique key of a partitioned table must contain the partition key. On Django 5.2+ "
     'declare pk = models.CompositePrimaryKey("uid", "<key>") with a non-auto uid field.'
 )
+
+
+@checks.register(checks.Tags.database)
+def check_partitioned_tables(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """``manage.py check --database default``: each configured table is partitioned and
+    its DEFAULT partition holds no rows. Warnings only (W040, W041): ``migrate`` runs
+    database checks first and must not be blocked by what it may be about to fix."""
+    databases = kwargs.get("databases")
+    if not databases:
+        return []
+    from django.db import connections
+
+    from .catalog import PartitioningError, default_rows_by_hour, read_parent, read_partitions
+    from .conf import settings
+
+    messages: list[checks.CheckMessage] = []
+    for label in settings.MODELS:
+        try:
+            model = global_apps.get_model(label)
+        except (LookupError, ValueError):
+            continue  # reported by the settings check (E049)
+        for alias in databases:
+            connection = connections[alias]
+            if connection.vendor != "postgresql":
+                continue
+            try:
+                parent = read_parent(connection, model._meta.db_table)
+            except PartitioningError as exc:
+                if "does not exist" in str(exc):
+                    continue  # migrate (which runs this check first) is about to create it
+                # A warning, not an error: migrate must stay possible, it may be the fix.
+                messages.append(
+                    checks.Warning(
+                        f"{label} on database {alias!r}: {exc}",
+                        obj=model,
+                        id="django_scalekit.W041",
+                    )
+                )
+                continue
+            default = next((p for p in read_partitions(connection, parent) if p.default), None)
+            if default is None:
+                continue
+            rows = sum(n for _, n in default_rows_by_hour(connection, parent, default.name))
+            if rows:
+                messages.append(
+                    checks.Warning(
+                        f"{label} on database {alias!r}: the DEFAULT partition "
+                        f"{default.name!r} holds {rows} rows.",
+                        hint="Run manage.py scalekit_partitions --apply: it creates their "
+                        "partitions and moves the rows there.",
+                        obj=model,
+                        id="django_scalekit.W040",
+                    )
+                )
+    return messages

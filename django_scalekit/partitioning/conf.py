@@ -52,6 +52,9 @@ RETENTION_UNITS = {
 
 settings = ConcernSettings("SCALEKIT_PARTITIONING", DEFAULTS)
 
+# Registers the database check (``check --database``) with the settings check.
+from . import checks as _database_checks  # noqa: E402, F401
+
 _DURATION = re.compile(r"^\d+(\.\d+)?\s*(us|ms|s|min|h|d)?$")
 _RETENTION = re.compile(r"^\s*(\d+)\s*([a-z]+)\s*$")
 
