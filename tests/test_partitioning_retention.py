@@ -58,11 +58,27 @@ def test_drop_needs_permission(table):
     seed_january_to_july(table, options)
     current = plan(table=table, options=options, now=at(2026, 8, 2))
     drop = [s for s in current.steps if s.action == "drop"]
-    assert [(s.name, s.allowed) for s in drop] == [(f"{table}_p202601", False)]
+    assert [(s.name, s.allowed, s.rows) for s in drop] == [(f"{table}_p202601", False, 1)]
     result = maintain(table=table, options=options, now=at(2026, 8, 2))
     assert all(s.action == "create" for s in result.applied)
     assert count(f"SELECT count(*) FROM {table} WHERE note = 'jan 25'") == 1
     assert ranges(table)[0].name == f"{table}_p202601"
+
+
+def test_row_estimates_come_from_statistics_once_analyzed(table):
+    options = {"interval": "month", "premake": 1, "retention": "6 months", "on_expire": "drop"}
+    seed_january_to_july(table, options)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (created) SELECT %s FROM generate_series(1, 99)", [at(2026, 1, 3)]
+        )
+        cursor.execute(f"ANALYZE {table}_p202601")
+    (drop,) = [
+        s
+        for s in plan(table=table, options=options, now=at(2026, 8, 2)).steps
+        if s.action == "drop"
+    ]
+    assert drop.rows == 100
 
 
 def test_retention_does_not_stop_at_a_gap(table):

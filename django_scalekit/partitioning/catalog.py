@@ -40,7 +40,7 @@ class Partition:
     name: str
     lower: Bound | None
     upper: Bound | None
-    rows: int = 0  # planner estimate (pg_class.reltuples)
+    rows: int = 0  # planner estimate (pg_class.reltuples); -1: never analyzed
     default: bool = False
     detach_pending: bool = False
 
@@ -94,7 +94,7 @@ def read_partitions(connection: BaseDatabaseWrapper, parent: Parent) -> list[Par
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid), "
-            "GREATEST(c.reltuples, 0)::bigint, i.inhdetachpending "
+            "c.reltuples::bigint, i.inhdetachpending "
             "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
             "WHERE i.inhparent = %s ORDER BY c.relname",
             [parent.oid],
@@ -149,6 +149,13 @@ def _normalise(value: Bound) -> Bound:
     if isinstance(value, dt.datetime) and value.tzinfo is not None:
         return value.astimezone(dt.UTC)
     return value
+
+
+def count_rows(connection: BaseDatabaseWrapper, schema: str, name: str) -> int:
+    qn = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {qn(schema)}.{qn(name)}")
+        return int(cursor.fetchone()[0])
 
 
 def existing_names(connection: BaseDatabaseWrapper, schema: str, names: list[str]) -> set[str]:

@@ -12,7 +12,7 @@ import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.apps import apps
@@ -110,6 +110,15 @@ def _plan_for(
         is_taken=lambda names: catalog.existing_names(connection, parent.schema, names),
         label=label,
     )
+    if any(s.rows < 0 for s in result.steps):
+        # Never analyzed: an estimate of 0 rows would understate what a drop removes.
+        steps = tuple(
+            replace(s, rows=catalog.count_rows(connection, parent.schema, s.name))
+            if s.rows < 0
+            else s
+            for s in result.steps
+        )
+        result = replace(result, steps=steps)
     return result, parent
 
 
@@ -188,8 +197,14 @@ def _advisory_lock(connection: BaseDatabaseWrapper, key: int, wait: bool) -> Ite
         yield got
     finally:
         if got:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+            except DatabaseError:
+                # The connection broke: the session, and with it the lock, is gone.
+                # Let the error that broke it propagate instead of this one.
+                if connection.is_usable():
+                    raise
 
 
 def _sqlstate(exc: BaseException) -> str | None:
