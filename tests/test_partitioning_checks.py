@@ -155,6 +155,8 @@ def test_maintaining_a_table_that_is_not_partitioned_says_how_to_fix_it():
         maintain(table="no_such_table", options={"interval": "day"})
     with pytest.raises(PartitioningError, match="not in SCALEKIT_PARTITIONING"):
         maintain("testapp.Metric")
+    with pytest.raises(PartitioningError, match=r"declares partition key 'uid'.*by 'created'"):
+        maintain("testapp.Metric", options={"interval": "day", "key": "uid"})
 
 
 @pytest.mark.django_db

@@ -71,6 +71,27 @@ def _target(
     return label, table, options
 
 
+def _check_key(
+    model: type[models.Model] | str | None, options: ModelOptions, parent: Parent
+) -> None:
+    """The key the project declared must be the one the table is partitioned by."""
+    if model is None:
+        return
+    from .checks import partition_key
+
+    model_cls = apps.get_model(model) if isinstance(model, str) else model
+    declared = partition_key(model_cls, {"key": options.key})
+    if declared is None:
+        return
+    column = model_cls._meta.get_field(declared).column  # type: ignore[union-attr]
+    if column != parent.key:
+        raise PartitioningError(
+            f"{model_cls._meta.label} declares partition key {declared!r} (column "
+            f"{column!r}) but table {parent.table!r} is partitioned by {parent.key!r}; "
+            "fix the key option or the table."
+        )
+
+
 def plan(
     model: type[models.Model] | str | None = None,
     *,
@@ -84,6 +105,7 @@ def plan(
     label, table, opts = _target(model, table, options)
     connection = connections[using]
     parent = catalog.read_parent(connection, table)
+    _check_key(model, opts, parent)
     return _plan_for(connection, label, parent, opts, now, allow_drop)[0]
 
 
@@ -147,6 +169,7 @@ def maintain(
             "transaction.atomic()."
         )
     parent = catalog.read_parent(connection, table)
+    _check_key(model, opts, parent)
     with _advisory_lock(connection, lock_key(parent.oid), wait) as got:
         if not got:
             empty = Plan(table=parent.table, key=parent.key, interval=opts.interval, steps=())
