@@ -235,3 +235,37 @@ def test_interrupted_concurrent_detach_is_finalized_later(table):
     result = maintain(table=table, options=options, now=at(2026, 3, 10))
     assert [(s.action, s.name) for s in result.applied] == [("finalize", f"{table}_p202601")]
     assert [p.name for p in ranges(table)] == [f"{table}_p202602", f"{table}_p202603"]
+
+
+def test_rows_inserted_while_the_default_partition_is_drained_are_all_kept(table):
+    """Rows keep landing in the DEFAULT partition while maintenance moves them out."""
+    options = {"interval": "month", "premake": 0, "default_partition": True}
+    maintain(table=table, options=options, now=at(2026, 5, 10))
+    stop = threading.Event()
+    written = [0]
+
+    def insert_into_july() -> None:
+        with connections["default"].cursor() as cursor:
+            while not stop.is_set():
+                cursor.execute(f"INSERT INTO {table} (created) VALUES (%s)", [at(2026, 7, 5)])
+                written[0] += 1
+
+    writer = Worker(insert_into_july)
+    writer.start()
+    try:
+        deadline = time.monotonic() + 10
+        while written[0] < 50:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        moved = 0
+        for month in (6, 7):  # the June run already creates July, for the waiting rows
+            moved += maintain(table=table, options=options, now=at(2026, month, 10)).moved_rows
+            assert writer.error is None
+        assert moved >= 50
+    finally:
+        stop.set()
+        writer.join(10)
+    assert writer.error is None
+    assert count(f"SELECT count(*) FROM {table}") == written[0]
+    assert count(f"SELECT count(*) FROM {table}_default") == 0
+    assert count(f"SELECT count(*) FROM {table}_p202607") == written[0]

@@ -378,10 +378,12 @@ def _create_sql(
         if step.upper is not None:
             where.append(f"{key} < %s::{cast}")
             params.append(step.upper)
-        # Same lock order as ATTACH (parent, then default), taken up front so the
-        # move and the attach see the same rows.
+        # Writers are paused on the parent (readers are not): an INSERT that had already
+        # routed its row to the DEFAULT partition would otherwise wait for our lock, then
+        # fail the DEFAULT partition's new constraint once the ATTACH commits. Same lock
+        # order as INSERT and ATTACH (parent, then default), so no deadlock.
         statements += [
-            (f"LOCK TABLE {parent_sql} IN SHARE UPDATE EXCLUSIVE MODE", []),
+            (f"LOCK TABLE {parent_sql} IN SHARE ROW EXCLUSIVE MODE", []),
             (f"LOCK TABLE {default_sql} IN ACCESS EXCLUSIVE MODE", []),
             (
                 f"WITH moved AS (DELETE FROM {default_sql} WHERE {' AND '.join(where) or 'true'} "
