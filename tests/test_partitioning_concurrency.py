@@ -215,9 +215,10 @@ def test_without_a_default_partition_a_long_reader_does_not_block_creation(table
         reader.join(10)
 
 
+@pytest.mark.parametrize("on_expire", ["detach", "drop"])
 @override_settings(SCALEKIT_PARTITIONING={"LOCK_TIMEOUT": "200ms", "LOCK_RETRIES": 2})
-def test_interrupted_concurrent_detach_is_finalized_later(table):
-    options = {"interval": "month", "premake": 0, "retention": "1 month"}
+def test_interrupted_concurrent_detach_is_finalized_later(table, on_expire):
+    options = {"interval": "month", "premake": 0, "retention": "1 month", "on_expire": on_expire}
     maintain(table=table, options={**options, "retention": None}, now=at(2026, 1, 10))
     maintain(table=table, options={**options, "retention": None}, now=at(2026, 2, 10))
     maintain(table=table, options={**options, "retention": None}, now=at(2026, 3, 10))
@@ -226,14 +227,17 @@ def test_interrupted_concurrent_detach_is_finalized_later(table):
     assert reader.ready.wait(10)
     try:
         with pytest.raises(LockNotAcquired):
-            maintain(table=table, options=options, now=at(2026, 3, 10))
+            maintain(table=table, options=options, now=at(2026, 3, 10), allow_drop=True)
         # CONCURRENTLY committed its first phase; the partition waits to be finalized.
         assert count("SELECT count(*) FROM pg_inherits WHERE inhdetachpending") == 1
     finally:
         reader.release.set()
         reader.join(10)
-    result = maintain(table=table, options=options, now=at(2026, 3, 10))
-    assert [(s.action, s.name) for s in result.applied] == [("finalize", f"{table}_p202601")]
+    result = maintain(table=table, options=options, now=at(2026, 3, 10), allow_drop=True)
+    action = "finalize" if on_expire == "detach" else "drop"
+    assert [(s.action, s.name) for s in result.applied] == [(action, f"{table}_p202601")]
+    kept = count("SELECT count(*) FROM pg_class WHERE relname = %s", [f"{table}_p202601"])
+    assert kept == (1 if on_expire == "detach" else 0)
     assert [p.name for p in ranges(table)] == [f"{table}_p202602", f"{table}_p202603"]
 
 

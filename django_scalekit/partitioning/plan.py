@@ -164,8 +164,11 @@ def compute(
 
     steps: list[Step] = []
     for p in ranged:
-        if p.detach_pending:
-            steps.append(Step("finalize", p.name, p.lower, p.upper, p.rows))
+        if p.detach_pending:  # an interrupted DETACH ... CONCURRENTLY: complete it
+            if expired(p) and options.on_expire == "drop" and allow_drop:
+                steps.append(Step("drop", p.name, p.lower, p.upper, p.rows))
+            else:
+                steps.append(Step("finalize", p.name, p.lower, p.upper, p.rows))
     kept = [p for p in ranged if not p.detach_pending]
     taken = [(p.lower, p.upper) for p in kept]
 
