@@ -152,6 +152,18 @@ def test_naive_timestamps_use_wall_clock_of_the_zone():
         drop_family(table)
 
 
+def test_naive_now_is_read_in_settings_time_zone():
+    table = make_parent("pt_naive_now", key_type="timestamp")
+    try:
+        options = {"interval": "day", "premake": 0, "timezone": "Europe/Berlin"}
+        with override_settings(USE_TZ=False, TIME_ZONE="America/New_York"):
+            # 20:00 in New York is 02:00 the next day in Berlin.
+            maintain(table=table, options=options, now=dt.datetime(2026, 5, 10, 20))
+        assert [p.lower for p in ranges(table)] == [dt.datetime(2026, 5, 11)]
+    finally:
+        drop_family(table)
+
+
 def test_date_key_uses_dates():
     table = make_parent("pt_datekey", key_type="date")
     try:

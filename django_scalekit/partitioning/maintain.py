@@ -109,6 +109,13 @@ def plan(
     return _plan_for(connection, label, parent, opts, now, allow_drop)[0]
 
 
+def _aware(now: dt.datetime) -> dt.datetime:
+    """A naive ``now`` (``USE_TZ = False``) is wall-clock time of ``settings.TIME_ZONE``."""
+    if timezone.is_naive(now):
+        return timezone.make_aware(now, timezone.get_default_timezone())
+    return now
+
+
 def _plan_for(
     connection: BaseDatabaseWrapper,
     label: str,
@@ -126,7 +133,7 @@ def _plan_for(
         key_type=parent.key_type,
         partitions=partitions,
         options=options,
-        now=now or timezone.now(),
+        now=_aware(now or timezone.now()),
         default_hours=hours,
         allow_drop=settings.ALLOW_DROP if allow_drop is None else allow_drop,
         is_taken=lambda names: catalog.existing_names(connection, parent.schema, names),
