@@ -3,4 +3,19 @@
 Importing this package needs Django only; django-postgres-extra is optional.
 """
 
-__all__: list[str] = []
+from .catalog import PartitioningError
+from .maintain import LockNotAcquired, Result, maintain, maintain_all, plan
+from .operations import CreatePartitionedModel
+from .plan import Plan, Step
+
+__all__ = [
+    "CreatePartitionedModel",
+    "LockNotAcquired",
+    "PartitioningError",
+    "Plan",
+    "Result",
+    "Step",
+    "maintain",
+    "maintain_all",
+    "plan",
+]

@@ -144,3 +144,19 @@ class Post(models.Model):
 
     def __str__(self) -> str:
         return self.title or f"post {self.pk}"
+
+
+class Metric(models.Model):
+    """A range-partitioned table (by ``created``); migration 0002 creates its parent.
+
+    PostgreSQL wants the partition key in every unique key, hence the composite key.
+    """
+
+    pk = models.CompositePrimaryKey("uid", "created")
+    uid = models.UUIDField(default=uuid.uuid4)
+    created = models.DateTimeField(default=timezone.now, db_index=True)
+    name = models.CharField(max_length=50)
+    value = models.FloatField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.value} at {self.created:%Y-%m-%d %H:%M}"
