@@ -50,14 +50,22 @@ def forget_router() -> None:
 
 @pytest.fixture
 def routed(replica: Any) -> Iterator[Callable[..., None]]:
-    """``routed(REPLICAS={...}, ...)``: the router on, with these SCALEKIT_ROUTER keys."""
+    """``routed(REPLICAS={...}, ...)``: the router on, with these SCALEKIT_ROUTER keys.
+
+    ``django={...}`` overrides other Django settings in the same stack (kept by
+    later calls), so that overrides are undone in the order they were made.
+    """
     replica.wait()  # start from a caught-up replica, whatever earlier tests wrote
     stack = ExitStack()
+    extra: dict[str, Any] = {}
 
-    def enable(**conf: Any) -> None:
+    def enable(django: dict[str, Any] | None = None, **conf: Any) -> None:
         stack.close()
+        extra.update(django or {})
         values = {"REPLICAS": {"replica": 1}, **conf}
-        stack.enter_context(override_settings(DATABASE_ROUTERS=[ROUTER], SCALEKIT_ROUTER=values))
+        stack.enter_context(
+            override_settings(DATABASE_ROUTERS=[ROUTER], SCALEKIT_ROUTER=values, **extra)
+        )
         forget_router()
 
     yield enable

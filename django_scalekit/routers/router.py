@@ -30,6 +30,9 @@ __all__ = ["PrimaryReplicaRouter", "may_use_replica", "read_alias"]
 # replica shutting down, and hot-standby conflicts ("conflict with recovery").
 RETRY_SQLSTATES = frozenset({"40001", "57P01", "57P02", "57P03"})
 
+# Set in an execute wrapper's context when the query was served by another alias.
+RETRIED_ON = "scalekit_retried_on"
+
 _local = threading.local()
 
 
@@ -177,6 +180,7 @@ def _retry_elsewhere(
         cursor.execute(sql, params)
         # The caller fetches from the cursor it holds: hand it the rows from here.
         context["cursor"].cursor = cursor.cursor
+        context[RETRIED_ON] = target
         return None
 
 

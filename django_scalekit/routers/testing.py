@@ -15,6 +15,7 @@ from typing import Any
 from django.db import connections
 
 from django_scalekit.routers import replicas
+from django_scalekit.routers.router import RETRIED_ON, forget_connections
 from django_scalekit.routers.state import reset_state
 
 __all__ = ["Served", "reset", "served_by", "wait_for_replicas"]
@@ -43,7 +44,8 @@ def served_by(*aliases: str) -> Iterator[Served]:
 
     def record(execute: Any, sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
         result = execute(sql, params, many, context)
-        served.append((context["connection"].alias, sql))
+        if RETRIED_ON not in context:  # else recorded by the retry on the other alias
+            served.append((context["connection"].alias, sql))
         return result
 
     with ExitStack() as stack:
@@ -71,8 +73,6 @@ def wait_for_replicas(timeout: float = 10.0) -> None:
 
 def reset() -> None:
     """Forget this context's routing state, compiled settings and replica health."""
-    from django_scalekit.routers.router import forget_connections
-
     reset_state()
     replicas.reset()
     forget_connections()
