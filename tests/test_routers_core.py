@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import random
 import threading
 from collections import Counter
 
@@ -302,3 +303,31 @@ class TestCaseWithTheRouter(TestCase):
             assert Product.objects.get(pk=product.pk).name == "Lamp"
         finally:
             forget_router()
+
+
+def test_stress_threads_writing_and_reading(routed, replica):
+    """Random writes and reads in 6 threads: each sees its own writes, none is pinned by another."""
+    routed(MAX_LAG_SECONDS=3600)
+    replica.pause()
+    errors: list[str] = []
+
+    def worker(n: int) -> None:
+        rng = random.Random(n)
+        try:
+            for i in range(60):
+                reset_state()
+                if rng.random() < 0.5:
+                    Tag.objects.create(name=f"{n}-{i}")
+                    if not Tag.objects.filter(name=f"{n}-{i}").exists():
+                        errors.append(f"stale read of {n}-{i}")
+                elif Tag.objects.all().db != "replica":
+                    errors.append(f"thread {n} pinned without writing")
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []

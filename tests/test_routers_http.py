@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 
 import pytest
@@ -185,3 +186,34 @@ def test_sync_request_after_a_writing_request_on_the_same_thread(site, replica):
     replica.pause()
     Client().post("/create/", {"name": "x"})
     assert Client().get("/read/x/").json() == {"found": False, "db": "replica"}
+
+
+def test_stress_random_interleavings_of_async_requests(site, routed, replica):
+    """Writers always read their own rows from the primary; readers are never pinned by them."""
+    routed(MAX_LAG_SECONDS=3600)
+    replica.pause()
+    rng = random.Random(7)
+
+    async def writer(i: int) -> list[dict[str, object]]:
+        client = AsyncClient()
+        await asyncio.sleep(rng.random() / 200)
+        await client.post("/acreate/", {"name": f"s{i}"})
+        await asyncio.sleep(rng.random() / 200)
+        return [(await client.get(f"/aread/s{i}/")).json() for _ in range(2)]
+
+    async def reader(i: int) -> list[dict[str, object]]:
+        await asyncio.sleep(rng.random() / 200)
+        return [(await AsyncClient().get(f"/aread/s{i}/")).json()]
+
+    async def scenario() -> tuple[list[list[dict[str, object]]], list[list[dict[str, object]]]]:
+        try:
+            writes = [writer(i) for i in range(40)]
+            reads = [reader(i) for i in range(40)]
+            results = await asyncio.gather(*writes, *reads)
+        finally:
+            await close_async_connections()
+        return results[:40], results[40:]
+
+    writes, reads = asyncio.run(scenario())
+    assert all(r == {"found": True, "db": "default"} for rs in writes for r in rs)
+    assert all(r == {"found": False, "db": "replica"} for rs in reads for r in rs)

@@ -3,8 +3,9 @@
 One ``Replica`` per alias, shared by all threads. Its numbers are refreshed by
 one query on the replica at most every ``POLL_INTERVAL_MS`` (by whichever
 thread reads first after the interval), never per read. While one thread
-polls, the others leave that replica alone, so a blackholed replica costs one
-connect timeout per cool-down window, not one per thread or request.
+polls, the others keep its last answer for ``POLL_GRACE`` and then leave that
+replica alone, so a blackholed replica costs one connect timeout per cool-down
+window, not one per thread or request.
 
 WAL positions only grow, so a stale replay position is still a safe answer to
 "has this replica replayed the client's last write?".
@@ -36,6 +37,10 @@ POLL_SQL = (
 )
 PRIMARY_LSN_SQL = "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"
 MAX_COOLDOWN_FACTOR = 16
+# A poll normally takes well under a millisecond. While another thread's poll
+# is younger than this, its last answer stands; after that the replica is
+# treated as down (it is probably hanging in a connect).
+POLL_GRACE = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +98,7 @@ class Replica:
     failures: int = 0
     polls: int = 0
     polling: bool = False
+    poll_started: float = 0.0  # monotonic
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def usable(self, now: float, min_lsn: int, cfg: Config) -> bool:
@@ -100,7 +106,9 @@ class Replica:
         if now >= self.next_poll:
             self.poll(cfg)
             now = time.monotonic()
-        if self.polling or self.lagging or now < self.down_until:
+        if self.lagging or now < self.down_until:
+            return False
+        if self.polling and now - self.poll_started > POLL_GRACE:
             return False
         if min_lsn:
             return self.replay_lsn is not None and self.replay_lsn >= min_lsn
@@ -110,6 +118,7 @@ class Replica:
         """Refresh position and lag with one query; mark down on failure."""
         if not self.lock.acquire(blocking=False):
             return  # another thread is polling: its answer will do
+        self.poll_started = time.monotonic()
         self.polling = True
         try:
             conn = connections[self.alias]
