@@ -116,6 +116,20 @@ class PrimaryReplicaRouter:
             return cfg.primary
         if st.until and st.until > time.time():
             return cfg.primary
+        alias = st.replica
+        if alias is not None:
+            # Fast path: this request's replica, polled recently and fit to serve.
+            health = replicas._replicas.get(alias)
+            now = time.monotonic()
+            if (
+                health is not None
+                and health.down_until <= now < health.next_poll
+                and not health.lagging
+                and not health.polling
+                and (not st.min_lsn or (health.replay_lsn or 0) >= st.min_lsn)
+                and _conn(alias).connection is not None
+            ):
+                return alias
         return pick(cfg, st)
 
     def db_for_write(self, model: type[Model], **hints: Any) -> str:
