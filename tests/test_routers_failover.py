@@ -92,7 +92,7 @@ def test_frozen_replica_costs_one_connect_timeout_per_cooldown(routed, replica):
     start = time.monotonic()
     for _ in range(50):
         assert read() == (["a"], "default")
-    assert time.monotonic() - start < 0.5  # within the cool-down: no further timeout
+    assert time.monotonic() - start < 1.0  # within the cool-down: no further timeout
     # After the cool-down one more attempt times out, and the next window doubles.
     time.sleep(1)
     start = time.monotonic()
@@ -172,7 +172,7 @@ def test_hot_standby_conflict_is_retried_on_the_primary(routed, conflict_prone_r
     locker.join()
     assert served.aliases == ["default"]  # the replica's attempt failed with 40001
     assert replica_health("replica").down
-    assert 2 <= time.monotonic() - start < 3.5  # 0.3 s on the replica, then 2 s on the primary
+    assert 2 <= time.monotonic() - start < 4.5  # 0.3 s on the replica, then 2 s on the primary
 
 
 def test_replicas_behind_max_lag_seconds_are_skipped(routed, replica):

@@ -8,15 +8,18 @@ import asyncio
 import random
 import time
 
+import psycopg
 import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connections, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.test import AsyncClient, Client
 from django.urls import path
 
 from django_scalekit.routers.middleware import COOKIE_NAME, COOKIE_SALT
 from django_scalekit.routers.testing import served_by
+from tests.rig.urls import conninfo
 from tests.test_routers_support import (  # noqa: F401
     BOTH,
     MIDDLEWARE,
@@ -81,7 +84,11 @@ urlpatterns = [
 
 @pytest.fixture
 def site(routed):
-    routed(django={"ROOT_URLCONF": __name__, "MIDDLEWARE": [*settings.MIDDLEWARE, MIDDLEWARE]})
+    # A paused replica must stay in use for clients without a mark, however long a test runs.
+    routed(
+        MAX_LAG_SECONDS=3600,
+        django={"ROOT_URLCONF": __name__, "MIDDLEWARE": [*settings.MIDDLEWARE, MIDDLEWARE]},
+    )
 
 
 def test_the_next_request_never_reads_stale_rows(site, routed, replica):
@@ -109,7 +116,7 @@ def test_reads_return_to_the_replica_once_it_has_replayed_the_write(site, replic
         assert time.monotonic() - start < 2
         time.sleep(0.005)
     assert got["found"]
-    assert time.monotonic() - start < 0.5  # one poll interval (100 ms) and replay
+    assert time.monotonic() - start < 1.0  # one poll interval (100 ms) and replay
     assert client.cookies[COOKIE_NAME].value == ""  # deleted once caught up
 
 
@@ -217,3 +224,83 @@ def test_stress_random_interleavings_of_async_requests(site, routed, replica):
     writes, reads = asyncio.run(scenario())
     assert all(r == {"found": True, "db": "default"} for rs in writes for r in rs)
     assert all(r == {"found": False, "db": "replica"} for rs in reads for r in rs)
+
+
+@pytest.fixture
+def delayed_replica(replica):
+    """The replica applies each commit 10 ms after it was made: reads race replay."""
+    admin = psycopg.connect(
+        **conninfo(connections["replica"].settings_dict, dbname="postgres"), autocommit=True
+    )
+    admin.execute("ALTER SYSTEM SET recovery_min_apply_delay = '10ms'")
+    admin.execute("SELECT pg_reload_conf()")
+    time.sleep(0.1)
+    yield replica
+    admin.execute("ALTER SYSTEM RESET recovery_min_apply_delay")
+    admin.execute("SELECT pg_reload_conf()")
+    admin.close()
+
+
+def test_no_stale_reads_while_replay_races_the_reads(site, routed, delayed_replica):
+    """Reads move from the primary to the replica as it catches up, never too early."""
+    routed(POLL_INTERVAL_MS=5)
+    client = Client()
+    rng = random.Random(3)
+    served: list[str] = []
+    for i in range(200):
+        client.post("/create/", {"name": f"d{i}"})
+        time.sleep(rng.random() / 50)  # 0-20 ms: replayed or not, about half and half
+        got = client.get(f"/read/d{i}/").json()
+        assert got["found"], f"stale read of d{i} from {got['db']}"
+        served.append(str(got["db"]))
+    assert {"default", "replica"} <= set(served)  # the race went both ways
+    time.sleep(0.1)
+    assert client.get("/read/d0/").json() == {"found": True, "db": "replica"}
+
+
+class OuterTransaction:
+    """A middleware that runs the rest of a POST's chain inside atomic()."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.method != "POST":
+            return self.get_response(request)
+        with transaction.atomic():
+            return self.get_response(request)
+
+
+def test_write_mark_falls_back_to_a_time_window_inside_a_transaction(site, routed, replica):
+    """Inside an open transaction there is no WAL position yet: the cookie holds a time."""
+    routed(
+        STICKY_SECONDS=0.5,
+        MAX_LAG_SECONDS=3600,
+        django={
+            "MIDDLEWARE": [
+                *settings.MIDDLEWARE,
+                "tests.test_routers_http.OuterTransaction",
+                MIDDLEWARE,
+            ]
+        },
+    )
+    client = Client()
+    replica.pause()
+    client.post("/create/", {"name": "tx"})
+    assert client.get("/read/tx/").json() == {"found": True, "db": "default"}
+    time.sleep(0.6)
+    assert client.get("/read/tx/").json() == {"found": False, "db": "replica"}
+
+
+def test_sync_views_under_asgi_share_no_pin(site, replica):
+    """Sync views run on one shared thread under ASGI: a POST's pin must not reach a GET."""
+    replica.pause()
+
+    async def scenario() -> dict[str, object]:
+        try:
+            await AsyncClient().post("/create/", {"name": "asgi"})
+            return (await AsyncClient().get("/read/asgi/")).json()
+        finally:
+            await close_async_connections()
+
+    assert asyncio.run(scenario()) == {"found": False, "db": "replica"}

@@ -94,6 +94,8 @@ class Replica:
     lag_seconds: float = 0.0
     lagging: bool = False
     next_poll: float = 0.0  # monotonic
+    # the router's fast path: fit to serve without further checks until then
+    ok_until: float = 0.0  # monotonic
     down_until: float = 0.0  # monotonic
     failures: int = 0
     polls: int = 0
@@ -124,7 +126,7 @@ class Replica:
             conn = connections[self.alias]
             if conn.in_atomic_block:  # never query inside someone's transaction
                 self.next_poll = time.monotonic() + cfg.poll_interval
-                return
+                return  # ok_until stays as it was: no new information
             try:
                 row = _query(conn, POLL_SQL) if conn.vendor == "postgresql" else None
             except DatabaseError:
@@ -148,6 +150,7 @@ class Replica:
         self.failures = 0
         self.down_until = 0.0
         self.next_poll = time.monotonic() + cfg.poll_interval
+        self.ok_until = 0.0 if self.lagging else self.next_poll
 
     def mark_down(self, cfg: Config) -> None:
         """Leave this replica out for a cool-down that doubles with each failure."""
@@ -155,6 +158,7 @@ class Replica:
         factor = min(2 ** (self.failures - 1), MAX_COOLDOWN_FACTOR)
         self.down_until = time.monotonic() + cfg.cooldown * factor
         self.next_poll = self.down_until
+        self.ok_until = 0.0
         close_quietly(self.alias)
 
     @property

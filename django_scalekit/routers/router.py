@@ -1,7 +1,8 @@
 """``PrimaryReplicaRouter``: the hot path, and the retry of a read a replica failed.
 
-A plain read costs two ``ContextVar`` reads, one thread-local connection
-lookup (``connections[alias]`` is ten times slower) and a few comparisons.
+A plain read costs two ``ContextVar`` reads, one thread-local dict of this
+thread's connections (``connections[alias]`` is ten times slower) and a few
+comparisons against the replica's last poll.
 The replica's position and health come from ``replicas``, refreshed at most
 every ``POLL_INTERVAL_MS``.
 """
@@ -112,7 +113,13 @@ class PrimaryReplicaRouter:
             _state.set(st)
         elif st.pinned:
             return cfg.primary
-        if _conn(cfg.primary).in_atomic_block:
+        try:
+            conns = _local.conns
+            primary = conns[cfg.primary]
+        except (AttributeError, KeyError):
+            primary = _conn(cfg.primary)
+            conns = _local.conns
+        if primary.in_atomic_block:
             return cfg.primary
         if st.until and st.until > time.time():
             return cfg.primary
@@ -120,14 +127,12 @@ class PrimaryReplicaRouter:
         if alias is not None:
             # Fast path: this request's replica, polled recently and fit to serve.
             health = replicas._replicas.get(alias)
-            now = time.monotonic()
             if (
                 health is not None
-                and health.down_until <= now < health.next_poll
-                and not health.lagging
-                and not health.polling
+                and time.monotonic() < health.ok_until
                 and (not st.min_lsn or (health.replay_lsn or 0) >= st.min_lsn)
-                and _conn(alias).connection is not None
+                and alias in conns
+                and conns[alias].connection is not None
             ):
                 return alias
         return pick(cfg, st)
@@ -202,7 +207,8 @@ def read_alias(model: type[Model] | None = None) -> str:
     """The alias a read made here and now would use.
 
     For other parts of an application (a cache deciding whether a value may
-    be stale) to ask the router without issuing a query. Without
+    be stale) to ask the router without running the read; like a read, it may
+    connect to or poll a replica when that is due. Without
     ``PrimaryReplicaRouter`` in ``DATABASE_ROUTERS`` it asks Django's router.
     """
     from django.db import DEFAULT_DB_ALIAS, router
