@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import pytest
 from celery import shared_task
+from django.conf import settings
 from django.db import transaction
+from django.http import HttpRequest, JsonResponse
+from django.test import Client
+from django.urls import path
 
 from django_scalekit.routers.celery import HEADER, connect_signals
+from django_scalekit.routers.middleware import COOKIE_NAME
 from django_scalekit.routers.state import reset_state
 from django_scalekit.routers.testing import served_by
-from tests.test_routers_support import BOTH, routed  # noqa: F401
+from tests.test_routers_support import BOTH, MIDDLEWARE, routed  # noqa: F401
 from tests.testapp.models import Tag
 
 pytestmark = BOTH
@@ -40,6 +45,21 @@ def header(name: str) -> object:
     from celery import current_task
 
     return getattr(current_task.request, HEADER, None)
+
+
+def create_and_enqueue(request: HttpRequest) -> JsonResponse:
+    Tag.objects.create(name=request.POST["name"])
+    result = lookup.delay(request.POST["name"])
+    return JsonResponse({"task": result.id})
+
+
+def read(request: HttpRequest, name: str) -> JsonResponse:
+    with served_by("default", "replica") as served:
+        found = Tag.objects.filter(name=name).exists()
+    return JsonResponse({"found": found, "db": served.aliases[-1]})
+
+
+urlpatterns = [path("create/", create_and_enqueue), path("read/<str:name>/", read)]
 
 
 @pytest.fixture
@@ -121,3 +141,16 @@ def test_mode_primary_and_per_task_override(worker, routed, replica):
     routed(CELERY_MODE="primary", MAX_LAG_SECONDS=3600)
     reset_state()
     assert run(lookup, "x")["db"] == "default"
+
+
+def test_a_request_that_enqueued_a_task_still_sets_its_cookie(worker, routed, replica):
+    routed(
+        MAX_LAG_SECONDS=3600,
+        django={"ROOT_URLCONF": __name__, "MIDDLEWARE": [MIDDLEWARE, *settings.MIDDLEWARE]},
+    )
+    replica.pause()
+    client = Client()
+    task_id = client.post("/create/", {"name": "c"}).json()["task"]
+    assert COOKIE_NAME in client.cookies
+    assert client.get("/read/c/").json() == {"found": True, "db": "default"}
+    assert lookup.AsyncResult(task_id).get(timeout=20) == {"found": True, "db": "default"}

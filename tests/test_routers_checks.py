@@ -44,11 +44,22 @@ def test_middleware_not_needed_when_not_sticky_or_installed():
     with override_settings(
         DATABASE_ROUTERS=[ROUTER],
         SCALEKIT_ROUTER={"REPLICAS": {"replica": 1}},
-        MIDDLEWARE=[*settings.MIDDLEWARE, MIDDLEWARE],
+        MIDDLEWARE=[MIDDLEWARE, *settings.MIDDLEWARE],
     ):
         assert check_settings() == []
     with override_settings(SCALEKIT_ROUTER={"REPLICAS": {"replica": 1}}):
         assert check_settings() == []  # router not installed: nothing to wire
+
+
+def test_middleware_after_the_session_middleware():
+    with override_settings(
+        DATABASE_ROUTERS=[ROUTER],
+        SCALEKIT_ROUTER={"REPLICAS": {"replica": 1}},
+        MIDDLEWARE=[*settings.MIDDLEWARE, MIDDLEWARE],
+    ):
+        (error,) = check_settings()
+    assert error.id == "django_scalekit.E058"
+    assert "SessionMiddleware" in error.hint
 
 
 def test_replica_pointing_at_the_primary():

@@ -68,7 +68,7 @@ def test_requests_succeed_while_the_replica_is_stopped(routed, replica):
     routed(
         django={
             "ROOT_URLCONF": "tests.test_routers_http",
-            "MIDDLEWARE": [*settings.MIDDLEWARE, MIDDLEWARE],
+            "MIDDLEWARE": [MIDDLEWARE, *settings.MIDDLEWARE],
         }
     )
     client = Client()

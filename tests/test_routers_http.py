@@ -29,6 +29,7 @@ from tests.test_routers_support import (  # noqa: F401
 from tests.testapp.models import Tag
 
 pytestmark = BOTH
+BASE_MIDDLEWARE = tuple(settings.MIDDLEWARE)  # the test settings' own list
 
 
 def _lookup(name: str) -> dict[str, object]:
@@ -72,7 +73,18 @@ async def wait_then_read(request: HttpRequest) -> JsonResponse:
         steps["reader_done"].set()
 
 
+def remember(request: HttpRequest) -> JsonResponse:
+    request.session["who"] = request.POST["who"]  # saved by SessionMiddleware on the way out
+    return JsonResponse({})
+
+
+def whoami(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"who": request.session.get("who")})
+
+
 urlpatterns = [
+    path("remember/", remember),
+    path("whoami/", whoami),
     path("create/", create),
     path("read/<str:name>/", read),
     path("acreate/", acreate),
@@ -87,7 +99,7 @@ def site(routed):
     # A paused replica must stay in use for clients without a mark, however long a test runs.
     routed(
         MAX_LAG_SECONDS=3600,
-        django={"ROOT_URLCONF": __name__, "MIDDLEWARE": [*settings.MIDDLEWARE, MIDDLEWARE]},
+        django={"ROOT_URLCONF": __name__, "MIDDLEWARE": [MIDDLEWARE, *BASE_MIDDLEWARE]},
     )
 
 
@@ -278,7 +290,7 @@ def test_write_mark_falls_back_to_a_time_window_inside_a_transaction(site, route
         MAX_LAG_SECONDS=3600,
         django={
             "MIDDLEWARE": [
-                *settings.MIDDLEWARE,
+                *BASE_MIDDLEWARE,
                 "tests.test_routers_http.OuterTransaction",
                 MIDDLEWARE,
             ]
@@ -304,3 +316,22 @@ def test_sync_views_under_asgi_share_no_pin(site, replica):
             await close_async_connections()
 
     assert asyncio.run(scenario()) == {"found": False, "db": "replica"}
+
+
+def test_a_session_saved_on_the_way_out_is_read_back(site, replica):
+    """Like a login: the session row is written by SessionMiddleware after the view."""
+    client = Client()
+    client.get("/whoami/")
+    replica.pause()
+    client.post("/remember/", {"who": "ada"})
+    assert client.get("/whoami/").json() == {"who": "ada"}
+
+
+def test_below_the_session_middleware_the_session_write_is_missed(site, routed, replica):
+    """Why check E058 wants the middleware above SessionMiddleware."""
+    routed(django={"MIDDLEWARE": [*BASE_MIDDLEWARE, MIDDLEWARE]})
+    client = Client()
+    client.get("/whoami/")
+    replica.pause()
+    client.post("/remember/", {"who": "ada"})
+    assert client.get("/whoami/").json() == {"who": None}  # the old session, from the replica

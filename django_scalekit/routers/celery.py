@@ -42,7 +42,7 @@ def _before_publish(headers: dict[str, Any] | None = None, **kwargs: Any) -> Non
     cfg = replicas.config()
     if headers is None or st is None or not cfg.replicas or not cfg.sticky:
         return
-    mark = write_mark(st) if st.dirty or st.write_lsn else carried_mark(st)
+    mark = write_mark(st) if st.wrote else carried_mark(st)
     if mark is not None:
         headers[HEADER] = mark
 

@@ -32,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
 
 ROUTER_PATH = "django_scalekit.routers.PrimaryReplicaRouter"
 MIDDLEWARE_PATH = "django_scalekit.routers.ReadYourWritesMiddleware"
+SESSION_MIDDLEWARE = "django.contrib.sessions.middleware.SessionMiddleware"
 CELERY_MODES = ("sticky", "primary", "replica")
 
 settings = ConcernSettings("SCALEKIT_ROUTER", DEFAULTS)
@@ -114,21 +115,30 @@ def _wiring_errors() -> list[checks.CheckMessage]:
                         id="django_scalekit.E059",
                     )
                 )
-    if (
-        settings.STICKY is True
-        and settings.REPLICAS
-        and _router_installed()
-        and MIDDLEWARE_PATH not in getattr(django_settings, "MIDDLEWARE", [])
-    ):
-        errors.append(
-            checks.Error(
-                "settings.SCALEKIT_ROUTER['STICKY'] is on but ReadYourWritesMiddleware is not in "
-                "settings.MIDDLEWARE, so a client's next request may read stale rows.",
-                hint=f"Add {MIDDLEWARE_PATH!r} to MIDDLEWARE, or write "
-                "SCALEKIT_ROUTER = {..., 'STICKY': False}.",
-                id="django_scalekit.E058",
+    middleware = list(getattr(django_settings, "MIDDLEWARE", None) or [])
+    if settings.STICKY is True and settings.REPLICAS and _router_installed():
+        if MIDDLEWARE_PATH not in middleware:
+            errors.append(
+                checks.Error(
+                    "settings.SCALEKIT_ROUTER['STICKY'] is on but ReadYourWritesMiddleware is "
+                    "not in settings.MIDDLEWARE, so a client's next request may read stale rows.",
+                    hint=f"Add {MIDDLEWARE_PATH!r} at the top of MIDDLEWARE, or write "
+                    "SCALEKIT_ROUTER = {..., 'STICKY': False}.",
+                    id="django_scalekit.E058",
+                )
             )
-        )
+        elif SESSION_MIDDLEWARE in middleware and middleware.index(
+            SESSION_MIDDLEWARE
+        ) < middleware.index(MIDDLEWARE_PATH):
+            errors.append(
+                checks.Error(
+                    "ReadYourWritesMiddleware comes after SessionMiddleware in "
+                    "settings.MIDDLEWARE: a session saved on the way out (after a login) is "
+                    "not covered, and the next request may read the old session from a replica.",
+                    hint=f"Move {MIDDLEWARE_PATH!r} above {SESSION_MIDDLEWARE!r}.",
+                    id="django_scalekit.E058",
+                )
+            )
     return errors
 
 

@@ -123,7 +123,7 @@ class ReadYourWritesMiddleware:
 
     def _mark(self, st: State) -> str | None:
         cfg = replicas.config()
-        if not cfg.sticky or not cfg.replicas or not st.dirty:
+        if not cfg.sticky or not cfg.replicas or not st.wrote:
             return None
         mark = write_mark(st)
         if mark == "p":  # still inside a transaction: no position yet, use a window

@@ -143,7 +143,7 @@ class PrimaryReplicaRouter:
         if st is None:
             st = State()
             _state.set(st)
-        st.dirty = True
+        st.wrote = st.dirty = True
         if cfg.sticky:
             st.pinned = True
         return cfg.primary

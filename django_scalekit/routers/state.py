@@ -32,6 +32,8 @@ class State:
     until: float = 0.0
     # the replica chosen for this request, kept while it stays usable
     replica: str | None = None
+    # a write happened in this request or task
+    wrote: bool = False
     # a write happened since the WAL position was last read (for the cookie/headers)
     dirty: bool = False
     write_lsn: int = 0
