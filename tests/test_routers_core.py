@@ -351,3 +351,18 @@ def test_migrations_are_allowed_on_the_primary_only(routed):
     assert router.allow_migrate_model("default", Tag)
     assert not router.allow_migrate_model("replica", Tag)
     assert router.allow_migrate("other", "testapp") is True  # no router has an opinion
+
+
+def test_routing_from_an_event_loop_does_no_blocking_io(routed):
+    """``aiterator()`` asks for ``qs.db`` on the event loop: no connect, no poll there."""
+    routed()
+    Tag.objects.create(name="x")
+    routed()  # forget health: a read would now poll and connect
+
+    async def main() -> list[str]:
+        try:
+            return [t.name async for t in Tag.objects.all().aiterator()]
+        finally:
+            await close_async_connections()
+
+    assert asyncio.run(main()) == ["x"]

@@ -103,9 +103,9 @@ class Replica:
     poll_started: float = 0.0  # monotonic
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def usable(self, now: float, min_lsn: int, cfg: Config) -> bool:
+    def usable(self, now: float, min_lsn: int, cfg: Config, may_poll: bool = True) -> bool:
         """May a read that needs ``min_lsn`` replayed go here now?"""
-        if now >= self.next_poll:
+        if may_poll and now >= self.next_poll:
             self.poll(cfg)
             now = time.monotonic()
         if self.lagging or now < self.down_until:

@@ -13,6 +13,7 @@ import importlib.util
 import random
 import threading
 import time
+from asyncio import _get_running_loop
 from collections.abc import Callable
 from typing import Any
 
@@ -67,22 +68,32 @@ def _ready(alias: str, cfg: Config) -> bool:
 
 
 def pick(cfg: Config, st: State) -> str:
-    """The replica this request reads from, or the primary when none may serve it."""
+    """The replica this request reads from, or the primary when none may serve it.
+
+    Called from an event loop (``QuerySet.aiterator()`` asks for ``qs.db`` there)
+    it decides from what is known, without polling or connecting: the query
+    itself runs later in a worker thread with its own connection.
+    """
     now = time.monotonic()
+    io = _get_running_loop() is None
     chosen = st.replica
-    if chosen is not None and replica(chosen).usable(now, st.min_lsn, cfg) and _ready(chosen, cfg):
+    if (
+        chosen is not None
+        and replica(chosen).usable(now, st.min_lsn, cfg, io)
+        and (not io or _ready(chosen, cfg))
+    ):
         return chosen
     aliases: list[str] = []
     weights: list[int] = []
     for alias, weight in zip(cfg.replicas, cfg.weights, strict=True):
-        if alias != chosen and replica(alias).usable(now, st.min_lsn, cfg):
+        if alias != chosen and replica(alias).usable(now, st.min_lsn, cfg, io):
             aliases.append(alias)
             weights.append(weight)
     while aliases:
         index = random.choices(range(len(aliases)), weights)[0] if len(aliases) > 1 else 0
         alias = aliases.pop(index)
         weights.pop(index)
-        if _ready(alias, cfg):
+        if not io or _ready(alias, cfg):
             st.replica = alias
             return alias
     return cfg.primary
