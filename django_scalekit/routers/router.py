@@ -54,7 +54,7 @@ def _ready(alias: str, cfg: Config) -> bool:
     """Connect to the replica now, where a failure can still be routed around."""
     conn = _conn(alias)
     raw = conn.connection
-    if raw is None or raw.closed:
+    if raw is None or getattr(raw, "closed", False):  # psycopg knows a broken connection
         try:
             if raw is not None:
                 replicas.close_quietly(alias)
