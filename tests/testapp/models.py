@@ -55,3 +55,53 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} at {self.created:%Y-%m-%d %H:%M}"
+
+
+# Serializers: one column of each kind DRF maps, a UUID primary key and a nullable FK.
+
+
+class Warehouse(models.Model):
+    code = models.UUIDField(primary_key=True, default=uuid.uuid4)
+    name = models.CharField(max_length=50)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Shipment(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="shipments")
+    warehouse = models.ForeignKey(
+        Warehouse, on_delete=models.SET_NULL, null=True, blank=True, related_name="shipments"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    weight = models.FloatField(null=True, blank=True)
+    day = models.DateField(null=True, blank=True)
+    at = models.TimeField(null=True, blank=True)
+    took = models.DurationField(null=True, blank=True)
+    meta = models.JSONField(default=dict, blank=True)
+    label = models.FileField(upload_to="labels/", blank=True)
+    email = models.EmailField(blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    cost = models.DecimalField(max_digits=8, decimal_places=3, null=True, blank=True)
+    big = models.BigIntegerField(default=0)
+    shipped = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"shipment {self.pk}"
+
+    def heavy(self) -> bool:
+        return (self.weight or 0) > 10
+
+
+class Passport(models.Model):
+    """A reverse one-to-one from Warehouse that may be missing."""
+
+    warehouse = models.OneToOneField(Warehouse, on_delete=models.CASCADE, related_name="passport")
+    number = models.CharField(max_length=20)
+
+    def __str__(self) -> str:
+        return self.number
