@@ -207,3 +207,46 @@ def test_replicas_behind_max_lag_bytes_are_skipped(routed, replica):
     replica.wait()
     time.sleep(0.06)
     assert read()[1] == "replica"
+
+
+def test_readers_in_threads_never_fail_while_the_replica_stops_and_starts(routed, replica):
+    """Four threads read without pause while the replica is shut down and brought back."""
+    routed(COOLDOWN_SECONDS=0.2, POLL_INTERVAL_MS=20)
+    Tag.objects.create(name="a")
+    replica.wait()
+    stop = threading.Event()
+    failures: list[str] = []
+    served: list[str] = []
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    names, alias = read()
+                except Exception as exc:
+                    failures.append(repr(exc))
+                    continue
+                if names != ["a"]:
+                    failures.append(f"wrong rows {names}")
+                served.append(alias)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    replica.servers.stop_replica()
+    time.sleep(0.5)
+    replica.start()
+    time.sleep(1.0)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert served.count("default") > 0
+    # Back in use once the (doubling) cool-down has passed.
+    deadline = time.monotonic() + 5
+    while read()[1] != "replica":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
