@@ -154,3 +154,16 @@ def test_a_request_that_enqueued_a_task_still_sets_its_cookie(worker, routed, re
     assert COOKIE_NAME in client.cookies
     assert client.get("/read/c/").json() == {"found": True, "db": "default"}
     assert lookup.AsyncResult(task_id).get(timeout=20) == {"found": True, "db": "default"}
+
+
+def test_eager_tasks_follow_the_callers_write(routed, replica):
+    """``task.apply()`` runs inline: no header is published, the caller's state counts."""
+    connect_signals()
+    routed(MAX_LAG_SECONDS=3600)
+    replica.pause()
+    reset_state()
+    assert lookup.apply(args=("e",)).get() == {"found": False, "db": "replica"}
+    Tag.objects.create(name="e")
+    assert lookup.apply(args=("e",)).get() == {"found": True, "db": "default"}
+    # The task's state ended with it: the caller is still pinned by its own write.
+    assert Tag.objects.all().db == "default"

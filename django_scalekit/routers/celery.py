@@ -63,7 +63,14 @@ def _prerun(task_id: str | None = None, task: Any = None, **kwargs: Any) -> None
     if mode == "primary":
         st.pinned = True
     elif mode == "sticky":
-        decode_mark(_header(task), st)
+        caller = _state.get()
+        if getattr(getattr(task, "request", None), "is_eager", False) and caller is not None:
+            # Run inline (task.apply(), CELERY_TASK_ALWAYS_EAGER): nothing was
+            # published, so follow the caller's own state.
+            st.pinned = caller.pinned or caller.wrote
+            st.min_lsn, st.until = caller.min_lsn, caller.until
+        else:
+            decode_mark(_header(task), st)
     _tokens[task_id or ""] = begin(st)
 
 
