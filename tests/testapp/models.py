@@ -4,11 +4,18 @@ import uuid
 
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
+
+from django_scalekit.denorm import CounterField, CounterQuerySet, register_counter
 
 
 class User(AbstractUser):
-    pass
+    approved_reviews = models.PositiveIntegerField(default=0)
+
+
+# The functional form, for an integer column that already exists.
+register_counter(User.approved_reviews, "reviews", filter=Q(approved=True))
 
 
 class Tag(models.Model):
@@ -25,6 +32,8 @@ class Product(models.Model):
     active = models.BooleanField(default=True)
     created = models.DateTimeField(default=timezone.now)
     tags = models.ManyToManyField(Tag, related_name="products", blank=True)
+    review_count = CounterField("reviews", filter=Q(approved=True, deleted_at__isnull=True))
+    reviews_total = CounterField("reviews")
 
     def __str__(self) -> str:
         return self.name
@@ -37,6 +46,9 @@ class Review(models.Model):
     body = models.TextField(blank=True)
     approved = models.BooleanField(default=False)
     created = models.DateTimeField(default=timezone.now)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = CounterQuerySet.as_manager()
 
     class Meta:
         indexes = [models.Index(fields=["product", "created"])]
@@ -105,3 +117,30 @@ class Passport(models.Model):
 
     def __str__(self) -> str:
         return self.number
+
+
+# Denormalized counters: trigger and deferred modes.
+
+
+class Board(models.Model):
+    """Counted by a PostgreSQL trigger: raw SQL writes to Post keep it exact too."""
+
+    name = models.CharField(max_length=50)
+    post_count = CounterField("posts", filter=Q(published=True), mode="trigger")
+    posts_total = CounterField("posts", mode="trigger")
+    # Hot parents: writers queue deltas, fold() applies them.
+    posts_deferred = CounterField("posts", filter=Q(published=True), mode="deferred")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Post(models.Model):
+    board = models.ForeignKey(Board, on_delete=models.CASCADE, related_name="posts")
+    published = models.BooleanField(default=False)
+    title = models.CharField(max_length=100, blank=True)
+
+    objects = CounterQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return self.title or f"post {self.pk}"

@@ -1,5 +1,6 @@
 from celery import shared_task
 
+from django_scalekit.denorm.tasks import fold_task, recount_task  # noqa: F401  (registers them)
 from tests.testapp.models import Tag
 
 

@@ -1,0 +1,106 @@
+"""Shared helpers for the counter tests: the real counts, computed independently."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.db import connection, connections
+from django.db.models import Count, Q
+from django.db.models.expressions import RawSQL
+
+from tests.testapp.models import Board, Product, User
+
+
+def drift() -> dict[str, dict[int, tuple[int, int]]]:
+    """Counters whose stored value differs from a real COUNT: {counter: {pk: (stored, real)}}."""
+    out: dict[str, dict[int, tuple[int, int]]] = {}
+
+    def add(name: str, rows: Any) -> None:
+        bad = {pk: (stored, real) for pk, stored, real in rows if stored != real}
+        if bad:
+            out[name] = bad
+
+    approved = Q(reviews__approved=True, reviews__deleted_at__isnull=True)
+    add(
+        "Product.review_count",
+        Product.objects.annotate(real=Count("reviews", filter=approved)).values_list(
+            "pk", "review_count", "real"
+        ),
+    )
+    add(
+        "Product.reviews_total",
+        Product.objects.annotate(real=Count("reviews")).values_list("pk", "reviews_total", "real"),
+    )
+    add(
+        "User.approved_reviews",
+        User.objects.annotate(real=Count("reviews", filter=Q(reviews__approved=True))).values_list(
+            "pk", "approved_reviews", "real"
+        ),
+    )
+    add(
+        "Board.post_count",
+        Board.objects.annotate(real=Count("posts", filter=Q(posts__published=True))).values_list(
+            "pk", "post_count", "real"
+        ),
+    )
+    queued = RawSQL(
+        "SELECT COALESCE(SUM(delta), 0) FROM scalekit_counter_delta d "
+        "WHERE d.counter = 'testapp.Board.posts_deferred' "
+        'AND d.parent_key = "testapp_board"."id"::text',
+        [],
+    )
+    pending = dict(Board.objects.annotate(pending=queued).values_list("pk", "pending"))
+    add(
+        "Board.posts_deferred (stored + pending)",
+        [
+            (pk, stored + pending[pk], real)
+            for pk, stored, real in Board.objects.annotate(
+                real=Count("posts", filter=Q(posts__published=True))
+            ).values_list("pk", "posts_deferred", "real")
+        ],
+    )
+    add(
+        "Board.posts_total",
+        Board.objects.annotate(real=Count("posts")).values_list("pk", "posts_total", "real"),
+    )
+    return out
+
+
+def in_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, list[BaseException], list[Any]]:
+    """Run ``fn`` in a thread with its own connection; errors and results are collected."""
+    errors: list[BaseException] = []
+    results: list[Any] = []
+
+    def run() -> None:
+        try:
+            results.append(fn())
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t, errors, results
+
+
+@contextmanager
+def pause_before(
+    matches: Callable[[str], bool], reached: threading.Event, go: threading.Event
+) -> Iterator[None]:
+    """In this thread, stop before the first statement ``matches`` accepts, until ``go``."""
+    done = False
+
+    def wrapper(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        nonlocal done
+        if not done and matches(sql):
+            done = True
+            reached.set()
+            assert go.wait(20), "never released"
+        return execute(sql, params, many, context)
+
+    with connections["default"].execute_wrapper(wrapper):
+        yield
