@@ -3,4 +3,14 @@
 Importing this package needs Django only.
 """
 
-__all__: list[str] = []
+from django_scalekit.routers.middleware import ReadYourWritesMiddleware
+from django_scalekit.routers.router import PrimaryReplicaRouter, may_use_replica, read_alias
+from django_scalekit.routers.state import use_primary
+
+__all__ = [
+    "PrimaryReplicaRouter",
+    "ReadYourWritesMiddleware",
+    "may_use_replica",
+    "read_alias",
+    "use_primary",
+]
