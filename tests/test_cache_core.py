@@ -302,3 +302,47 @@ def test_select_for_update_and_iterator_are_not_cached(queries):
         assert served(queries, lambda: len(qs().cached().select_for_update()))[1] == 1
     assert served(queries, lambda: len(list(qs().cached().iterator())))[1] == 1
     assert served(queries, lambda: len(list(qs().cached().iterator())))[1] == 1
+
+
+def test_distinct_queries_never_share_a_key(queries):
+    from django.db.models import F, Q, Value
+    from django.db.models.functions import Upper
+
+    user = User.objects.create(username="u")
+    for i, name in enumerate(["a", "b", "c", "d"]):
+        p = make_product(name, f"{i + 1}.00", active=i % 2 == 0)
+        Review.objects.create(product=p, user=user, rating=i + 1)
+
+    reads = [
+        lambda q: list(q().order_by("pk").values_list("name", flat=True)),
+        lambda q: list(q().filter(active=True).order_by("pk").values_list("name", flat=True)),
+        lambda q: list(q().filter(active=False).order_by("pk").values_list("name", flat=True)),
+        lambda q: list(q().exclude(active=True).order_by("pk").values_list("name", flat=True)),
+        lambda q: list(q().order_by("-pk").values_list("name", flat=True)),
+        lambda q: list(q().order_by("pk").values_list("price", flat=True)),
+        lambda q: list(q().order_by("pk").values_list("name", "price")),
+        lambda q: list(q().order_by("pk").values("name")),
+        lambda q: list(q().order_by("pk").annotate(u=Upper("name")).values_list("u", flat=True)),
+        lambda q: list(q().order_by("pk").annotate(x=Value(1)).values_list("x", flat=True)),
+        lambda q: list(q().filter(price__gt=F("pk") * 0).order_by("pk").values_list("pk")),
+        lambda q: list(q().filter(Q(name="a") | Q(name="b")).values_list("name", flat=True)),
+        lambda q: list(q().filter(reviews__rating__gte=3).values_list("name", flat=True)),
+        lambda q: list(q(Review).filter(rating__gte=3).values_list("rating", flat=True)),
+        lambda q: [p.name for p in q().only("name").order_by("pk")],
+        lambda q: [str(p.price) for p in q().defer("name").order_by("pk")],
+        lambda q: [p.name for p in q().order_by("pk")[1:3]],
+        lambda q: [p.name for p in q().order_by("pk")[2:4]],
+        lambda q: q().filter(active=True).count(),
+        lambda q: q().count(),
+        lambda q: q().aggregate(s=Sum("price")),
+        lambda q: q().filter(active=True).aggregate(s=Sum("price")),
+        lambda q: q().aggregate(s=Sum("price", filter=Q(active=False))),
+    ]
+    truth = [fn(lambda model=Product: qs(model)) for fn in reads]
+    assert len({repr(t) for t in truth}) >= 18  # mostly different answers
+    for round_ in range(2):  # fill, then hit
+        with queries("default") as c:
+            for fn, expected in zip(reads, truth, strict=True):
+                assert fn(lambda model=Product: qs(model).cached()) == expected
+        if round_:
+            assert c.queries("default") == []

@@ -48,10 +48,11 @@ def cached(
                 )
             except Exception:
                 return func(*args, **kwargs)
+            deps = frozenset(tables)
             return engine.fetch(
                 material,
                 alias,
-                frozenset(tables),
+                lambda: deps,
                 lambda: func(*args, **kwargs),
                 timeout,
                 record=False,

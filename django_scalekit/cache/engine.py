@@ -298,28 +298,41 @@ def bypass(compute: Callable[[], T]) -> T:
 def fetch(
     material: bytes,
     alias: str,
-    tables: frozenset[str],
+    tables: Callable[[], frozenset[str] | None],
     compute: Callable[[], T],
     timeout: int | None = None,
     record: bool = True,
 ) -> T:
     """``compute()``'s result, from the cache when its tables have not changed since.
 
-    ``tables`` are the tables the result depends on; with ``record`` the queries run
-    on ``alias`` are watched, and a result that touched other tables is not stored
-    (those tables are remembered for the next miss of the same key).
+    ``material`` identifies the result (it is hashed into the key). ``tables()`` gives
+    the tables it depends on (``None``: do not cache); it is called on misses only,
+    because a hit finds the version counters to check in the stored value itself.
+    With ``record`` the queries run on ``alias`` are watched, and a result that
+    touched other tables is not stored (they are remembered for the next miss).
     """
     if not conf.ENABLED:
         return compute()
     key_digest = digest(material)
-    tables = tables | _learned.get(key_digest, frozenset())
-    if tables & written_tables() or snapshot_transaction(alias if record else None):
+    deps: frozenset[str] | None = None
+
+    def dependencies() -> frozenset[str] | None:
+        nonlocal deps
+        if deps is None:
+            found = tables()
+            if found is None:
+                return None
+            deps = found | _learned.get(key_digest, frozenset())
+        return deps
+
+    if snapshot_transaction(alias if record else None):
         return bypass(compute)
+    written = written_tables()
+    if written:
+        needed = dependencies()
+        if needed is None or needed & written:
+            return bypass(compute)
     if not usable():
-        return bypass(compute)
-    primary = replicas.primary_of(alias)
-    vkeys = [version_key(primary, t) for t in sorted(tables)]
-    if not vkeys or any(" " in k or "\n" in k for k in vkeys):
         return bypass(compute)
     key = f"{conf.KEY_PREFIX}:q:{alias}:{key_digest}"
     store = get_store()
@@ -335,16 +348,34 @@ def fetch(
             stats.hits += 1
             return value  # type: ignore[no-any-return]
     stats.misses += 1
+    needed = dependencies()
+    if needed is None:
+        return compute()
+    primary = replicas.primary_of(alias)
+    vkeys = [version_key(primary, t) for t in sorted(needed)]
+    if not vkeys or any(" " in k or "\n" in k for k in vkeys):
+        return bypass(compute)
 
     lease, lease_token = key + ":lease", secrets.token_hex(8)
     lease_seconds = float(conf.LEASE_TIMEOUT)
     deadline = time.monotonic() + lease_seconds + 0.1
     delay = 0.002
     try:
+        waited = False
         while True:
             acquired, versions = store.begin(lease, lease_token, lease_seconds, vkeys)
+            if acquired and waited:
+                # the previous holder may have stored and released just after our last look
+                data = store.get(key)
+                if data is not None:
+                    ok, value = decode(data)
+                    if ok:
+                        store.release(lease, lease_token)
+                        stats.hits += 1
+                        return value  # type: ignore[no-any-return]
             if acquired or time.monotonic() > deadline:
                 break
+            waited = True
             time.sleep(delay)
             delay = min(delay * 1.5, 0.05)
             data = store.get(key)
@@ -371,20 +402,20 @@ def fetch(
     try:
         storable = acquired
         if storable and alias != primary:
-            needed = max(token_lsn(t) for t in tokens)
+            last_write = max(token_lsn(t) for t in tokens)
             replayed = replicas.replay_position(alias)
-            if replayed is None or replayed < needed:
+            if replayed is None or replayed < last_write:
                 stats.replica_not_stored += 1
                 storable = False
         if record:
             recorder = _Recorder()
             with connections[alias].execute_wrapper(recorder):
                 value = compute()
-            extra = frozenset(recorder.tables) - tables
+            extra = frozenset(recorder.tables) - needed
             if extra:
                 if len(_learned) > 10_000:
                     _learned.clear()
-                _learned[key_digest] = tables | extra
+                _learned[key_digest] = needed | extra
                 storable = False
         else:
             value = compute()

@@ -8,13 +8,15 @@ are never cached.
 
 from __future__ import annotations
 
+import io
 import pickle
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.core.exceptions import EmptyResultSet
 from django.db import models
-from django.db.models import Prefetch
+from django.db.models import Field, Prefetch
+from django.utils.functional import cached_property
 
 from django_scalekit.cache import engine, invalidation
 
@@ -52,35 +54,28 @@ class CachedQuerySet(models.QuerySet[_M]):
 
     # -- reads ---------------------------------------------------------------------------
 
-    def _scalekit_sql(self) -> tuple[str, Any] | None:
+    def _scalekit_tables(self) -> frozenset[str] | None:
+        """The tables this read depends on; ``None`` when it runs no query at all."""
         if self.query.select_for_update:
             return None
         try:
-            return self.query.get_compiler(using=self.db).as_sql()  # type: ignore[no-any-return]
+            sql = self.query.get_compiler(using=self.db).as_sql()[0]
         except EmptyResultSet:
             return None
+        return engine.tables_in(sql) | self._scalekit_prefetch()[1]
 
     def _scalekit_call(self, kind: str, extra: Any, compute: Callable[[], T]) -> T:
-        sql = self._scalekit_sql()
-        if sql is None:
+        if self.query.select_for_update:
             return compute()
-        prefetch, prefetch_tables = self._scalekit_prefetch()
         try:
-            material = pickle.dumps(
-                (
-                    kind,
-                    self.model._meta.label,
-                    sql[0],
-                    sql[1],
-                    extra,
-                    prefetch,
-                ),
-                pickle.HIGHEST_PROTOCOL,
+            material = key_material(
+                kind, self.model._meta.label, self.query, extra, self._scalekit_prefetch()[0]
             )
         except Exception:
             return compute()
-        tables = engine.tables_in(sql[0]) | prefetch_tables
-        return engine.fetch(material, self.db, tables, compute, self._scalekit_timeout)
+        return engine.fetch(
+            material, self.db, self._scalekit_tables, compute, self._scalekit_timeout
+        )
 
     def _scalekit_prefetch(self) -> tuple[tuple[Any, ...], frozenset[str]]:
         parts: list[Any] = []
@@ -167,6 +162,69 @@ class CachedQuerySet(models.QuerySet[_M]):
 
     delete.alters_data = True  # type: ignore[attr-defined]
     delete.queryset_only = True  # type: ignore[attr-defined]
+
+
+class _KeyPickler(pickle.Pickler):
+    """Pickles a query's state as the cache key, leaving out ``cached_property`` values.
+
+    Django shares some expression objects between queries (a field's ``Col``) and fills
+    their cached properties on first compile, so the plain pickle of two equal queries
+    can differ. Cached properties derive from the rest of the state, so leaving them
+    out keeps equal queries equal and different queries different. Sets are sorted so
+    that processes with different string hash seeds compute the same key.
+    """
+
+    def reducer_override(self, obj: Any) -> Any:
+        cls: Any = type(obj)
+        if isinstance(obj, Field) and not hasattr(obj, "model"):
+            # an unbound output field (Value, arithmetic): its creation counter differs
+            # each time, its definition does not
+            return _rebuild, (cls, obj.deconstruct()[1:])
+        if isinstance(obj, type) or cls.__reduce_ex__ is not object.__reduce_ex__:
+            return NotImplemented
+        if cls.__reduce__ is not object.__reduce__:
+            return NotImplemented  # Field, Model, ...: their own, deterministic reduction
+        state = getattr(obj, "__dict__", None)
+        skip = _cached_names(cls)
+        if state is None or not skip:
+            return NotImplemented  # nothing cached lazily: the plain pickle is stable
+        # (callable, args, state): memoized before its state, so cycles terminate
+        return (
+            _rebuild,
+            (cls,),
+            [
+                (k, sorted(v, key=repr) if isinstance(v, set | frozenset) else v)
+                for k, v in state.items()
+                if k not in skip
+            ],
+        )
+
+
+_CACHED_NAMES: dict[type, frozenset[str]] = {}
+
+
+def _cached_names(cls: type) -> frozenset[str]:
+    names = _CACHED_NAMES.get(cls)
+    if names is None:
+        names = frozenset(
+            name
+            for klass in cls.__mro__
+            for name, attr in vars(klass).items()
+            if isinstance(attr, cached_property)
+        ) - {"output_field"}  # also set explicitly by constructors: real state
+
+        _CACHED_NAMES[cls] = names
+    return names
+
+
+def _rebuild(*args: Any) -> Any:  # pragma: no cover - keys are never loaded
+    raise TypeError("a cache key is not meant to be unpickled")
+
+
+def key_material(*parts: Any) -> bytes:
+    buffer = io.BytesIO()
+    _KeyPickler(buffer, pickle.HIGHEST_PROTOCOL).dump(parts)
+    return buffer.getvalue()
 
 
 def _path_tables(model: type[models.Model], path: str) -> set[str]:
