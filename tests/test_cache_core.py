@@ -346,3 +346,25 @@ def test_distinct_queries_never_share_a_key(queries):
                 assert fn(lambda model=Product: qs(model).cached()) == expected
         if round_:
             assert c.queries("default") == []
+
+
+def test_django_async_methods_read_through_the_cache():
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    p = make_product("a")
+
+    async def reads():
+        got = await qs().cached().aget(pk=p.pk)
+        count = await qs().cached().acount()
+        rows = [x.name async for x in qs().cached()]
+        first = await qs().cached().afirst()
+        await sync_to_async(connections.close_all)()  # the worker thread's connection
+        return got.name, count, rows, first.name
+
+    assert asyncio.run(reads()) == ("a", 1, ["a"], "a")
+    hits = stats.hits
+    assert asyncio.run(reads()) == ("a", 1, ["a"], "a")
+    assert stats.hits == hits + 4

@@ -27,7 +27,6 @@ from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
 from django.apps import apps
-from django.core.cache import caches
 from django.core.signals import setting_changed
 from django.db import connections
 
@@ -97,7 +96,7 @@ def get_store() -> stores.Store:
     global _store
     alias = conf.CACHE
     if _store is None or _store[0] != alias:
-        _store = (alias, stores.store_for(caches[alias]))
+        _store = (alias, stores.store_for(alias))
     return _store[1]
 
 

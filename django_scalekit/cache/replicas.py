@@ -55,7 +55,10 @@ def _scalar(alias: str, sql: str) -> str | None:
     connection = connections[alias]
     if connection.vendor != "postgresql":
         return None
-    with connection.cursor() as cursor:
+    # The driver's own cursor: a bookkeeping probe, not one of the application's
+    # queries, so it is neither logged, nor counted, nor passed to execute wrappers.
+    connection.ensure_connection()
+    with connection.connection.cursor() as cursor:
         cursor.execute(sql)
         row = cursor.fetchone()
     return None if row is None or row[0] is None else str(row[0])

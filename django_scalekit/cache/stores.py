@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from django.core.cache import caches
+
 FORMAT = b"SK1"
 
 HIT = """
@@ -158,8 +160,13 @@ class RedisStore:
 class DjangoStore:
     """Any Django cache backend (locmem, memcached, ...), through the public cache API."""
 
-    def __init__(self, cache: Any) -> None:
-        self.cache = cache
+    def __init__(self, alias: str) -> None:
+        self.alias = alias
+
+    @property
+    def cache(self) -> Any:
+        # Django's cache objects are per thread (a memcached client is not thread-safe)
+        return caches[self.alias]
 
     def _current(self, vkeys: Sequence[str]) -> list[str | None]:
         found = self.cache.get_many(list(vkeys))
@@ -206,9 +213,10 @@ class DjangoStore:
         self.cache.set_many(dict(zip(vkeys, tokens, strict=True)), timeout=seconds)
 
 
-def store_for(cache: Any) -> Store:
+def store_for(alias: str) -> Store:
     """``RedisStore`` for django-redis caches, ``DjangoStore`` for everything else."""
+    cache = caches[alias]
     client_wrapper: Any = getattr(cache, "client", None)
     if type(cache).__module__.startswith("django_redis") and hasattr(client_wrapper, "get_client"):
         return RedisStore(client_wrapper.get_client(write=True))
-    return DjangoStore(cache)
+    return DjangoStore(alias)
