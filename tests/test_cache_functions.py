@@ -9,6 +9,7 @@ from django.db import transaction
 from django.test import override_settings
 
 from django_scalekit.cache import cached, invalidate, stats
+from django_scalekit.cache.tasks import refresh_cached  # known to the worker when it starts
 from django_scalekit.checks import check_settings
 from tests.cache_helpers import make_product, reset_cache
 from tests.testapp.models import Product, Tag
@@ -127,3 +128,42 @@ def test_good_settings_pass():
         }
     ):
         assert check_settings() == []
+
+
+def test_refresh_recomputes_and_stores():
+    make_product("a")
+    assert product_names() == ["a"]
+    Product.objects.filter(name="a").update(name="b")  # not seen: the stored value is old
+    assert product_names() == ["a"]
+    assert product_names.refresh() == ["b"]
+    assert product_names() == ["b"]
+    assert calls == [("names", True), ("names", True)]
+
+
+def test_refresh_task_on_a_real_worker(celery_worker, backend):
+    if backend == "locmem":
+        pytest.skip("one backend is enough for the worker round trip")
+    make_product("a")
+    assert product_names() == ["a"]
+    Product.objects.filter(name="a").update(name="b")
+    refresh_cached.delay("tests.test_cache_functions.product_names").get(timeout=10)
+    assert product_names() == ["b"]
+    with pytest.raises(TypeError, match="not decorated"):
+        refresh_cached.delay("tests.cache_helpers.make_product").get(timeout=10)
+
+
+class Shop:
+    def __init__(self, name):
+        self.name = name
+
+    @cached(depends_on=[Product])
+    def label(self, suffix):
+        calls.append(("label", self.name))
+        return f"{self.name}{suffix}"
+
+
+def test_methods_bind_their_instance():
+    assert Shop("x").label("!") == "x!"
+    assert Shop("y").label("!") == "y!"
+    assert Shop("x").label("!") == "x!"
+    assert calls == [("label", "x"), ("label", "y")]

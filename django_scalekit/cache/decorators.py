@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import pickle
 from collections.abc import Callable, Sequence
-from typing import ParamSpec, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar
 
 from django.apps import apps
 from django.db import models, router
@@ -20,7 +20,7 @@ def cached(
     timeout: int | None = None,
     depends_on: Sequence[type[models.Model] | str] = (),
     using: str | None = None,
-) -> Callable[[Callable[P, R]], Callable[P, R]]:
+) -> Callable[[Callable[P, R]], CachedFunction[P, R]]:
     """Cache ``func(*args, **kwargs)`` (key: the function and its pickled arguments).
 
     The value is dropped when any model in ``depends_on`` (classes or ``"app.Model"``)
@@ -30,34 +30,60 @@ def cached(
     until its timeout. Arguments that cannot be pickled make the call uncached.
     """
 
-    def decorate(func: Callable[P, R]) -> Callable[P, R]:
-        name = f"{func.__module__}.{func.__qualname__}"
-
-        @functools.wraps(func)
-        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            model_list = [apps.get_model(m) if isinstance(m, str) else m for m in depends_on]
-            tables: set[str] = set()
-            for model in model_list:
-                tables |= invalidation.tables_of(model)
-            # no dependency: a counter nobody bumps, so the value lives until its timeout
-            tables = tables or {"*"}
-            alias = using or (router.db_for_read(model_list[0]) if model_list else "default")
-            try:
-                material = pickle.dumps(
-                    ("function", name, args, sorted(kwargs.items())), pickle.HIGHEST_PROTOCOL
-                )
-            except Exception:
-                return func(*args, **kwargs)
-            deps = frozenset(tables)
-            return engine.fetch(
-                material,
-                alias,
-                lambda: deps,
-                lambda: func(*args, **kwargs),
-                timeout,
-                record=False,
-            )
-
-        return wrapper
+    def decorate(func: Callable[P, R]) -> CachedFunction[P, R]:
+        return CachedFunction(func, timeout, tuple(depends_on), using)
 
     return decorate
+
+
+class CachedFunction(Generic[P, R]):
+    """A function wrapped by ``@cached``; ``.refresh(...)`` recomputes and stores its value."""
+
+    def __init__(
+        self,
+        func: Callable[P, R],
+        timeout: int | None,
+        depends_on: tuple[type[models.Model] | str, ...],
+        using: str | None,
+    ) -> None:
+        functools.update_wrapper(self, func)
+        self.func = func
+        self.timeout = timeout
+        self.depends_on = depends_on
+        self.using = using
+        self.name = f"{func.__module__}.{func.__qualname__}"
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        # as a method: bind like a plain function would (the instance is part of the key)
+        return self if instance is None else functools.partial(self, instance)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self._call(False, args, kwargs)
+
+    def refresh(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the function now and store its result, e.g. from a periodic task."""
+        return self._call(True, args, kwargs)
+
+    def _call(self, refresh: bool, args: Any, kwargs: Any) -> R:
+        model_list = [apps.get_model(m) if isinstance(m, str) else m for m in self.depends_on]
+        tables: set[str] = set()
+        for model in model_list:
+            tables |= invalidation.tables_of(model)
+        # no dependency: a counter nobody bumps, so the value lives until its timeout
+        deps = frozenset(tables or {"*"})
+        alias = self.using or (router.db_for_read(model_list[0]) if model_list else "default")
+        try:
+            material = pickle.dumps(
+                ("function", self.name, args, sorted(kwargs.items())), pickle.HIGHEST_PROTOCOL
+            )
+        except Exception:
+            return self.func(*args, **kwargs)
+        return engine.fetch(
+            material,
+            alias,
+            lambda: deps,
+            lambda: self.func(*args, **kwargs),
+            self.timeout,
+            record=False,
+            refresh=refresh,
+        )

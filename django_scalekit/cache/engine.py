@@ -301,6 +301,7 @@ def fetch(
     compute: Callable[[], T],
     timeout: int | None = None,
     record: bool = True,
+    refresh: bool = False,
 ) -> T:
     """``compute()``'s result, from the cache when its tables have not changed since.
 
@@ -309,6 +310,7 @@ def fetch(
     because a hit finds the version counters to check in the stored value itself.
     With ``record`` the queries run on ``alias`` are watched, and a result that
     touched other tables is not stored (they are remembered for the next miss).
+    ``refresh`` computes and stores a new value even when the stored one is valid.
     """
     if not conf.ENABLED:
         return compute()
@@ -337,7 +339,7 @@ def fetch(
     store = get_store()
 
     try:
-        data = store.get(key)
+        data = None if refresh else store.get(key)
     except Exception as exc:
         failed(exc, "a cache read")
         return bypass(compute)
@@ -372,8 +374,8 @@ def fetch(
                         store.release(lease, lease_token)
                         stats.hits += 1
                         return value  # type: ignore[no-any-return]
-            if acquired or time.monotonic() > deadline:
-                break
+            if acquired or refresh or time.monotonic() > deadline:
+                break  # a refresh does not wait: whoever holds the lease stores a new value
             waited = True
             time.sleep(delay)
             delay = min(delay * 1.5, 0.05)
