@@ -167,3 +167,34 @@ def test_methods_bind_their_instance():
     assert Shop("y").label("!") == "y!"
     assert Shop("x").label("!") == "x!"
     assert calls == [("label", "x"), ("label", "y")]
+
+
+@cached(depends_on=[Product])
+async def async_names():
+    from asgiref.sync import sync_to_async
+
+    calls.append(("async",))
+
+    def read():
+        return sorted(Product.objects.values_list("name", flat=True))
+
+    return await sync_to_async(read)()
+
+
+def test_async_functions():
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    async def run():
+        first = await async_names()
+        second = await async_names()
+        await sync_to_async(make_product)("b")
+        third = await async_names()
+        await sync_to_async(connections.close_all)()
+        return first, second, third
+
+    make_product("a")
+    assert asyncio.run(run()) == (["a"], ["a"], ["a", "b"])
+    assert calls == [("async",), ("async",)]

@@ -18,23 +18,37 @@ from django.db.models.signals import m2m_changed, post_delete, post_save
 
 from django_scalekit.cache import engine, replicas
 
+_TABLES: dict[type[models.Model], frozenset[str]] = {}
+_DELETION_TABLES: dict[type[models.Model], frozenset[str]] = {}
 
-def tables_of(model: type[models.Model]) -> set[str]:
+
+def tables_of(model: type[models.Model]) -> frozenset[str]:
     """The tables a write to ``model`` may change: its own and its concrete parents'."""
-    opts = (model._meta.concrete_model or model)._meta
-    return {opts.db_table} | {p._meta.db_table for p in opts.get_parent_list()}
+    found = _TABLES.get(model)
+    if found is None:
+        opts = (model._meta.concrete_model or model)._meta
+        found = frozenset({opts.db_table} | {p._meta.db_table for p in opts.get_parent_list()})
+        _TABLES[model] = found
+    return found
 
 
-def _deletion_tables(model: type[models.Model]) -> set[str]:
+def _deletion_tables(model: type[models.Model]) -> frozenset[str]:
+    found = _DELETION_TABLES.get(model)
+    if found is None:
+        found = _DELETION_TABLES[model] = _compute_deletion_tables(model)
+    return found
+
+
+def _compute_deletion_tables(model: type[models.Model]) -> frozenset[str]:
     # A delete may also update rows that point at the deleted one (SET_NULL,
     # SET_DEFAULT, SET(...)) without sending any signal for them.
-    tables = tables_of(model)
+    tables = set(tables_of(model))
     for rel in (model._meta.concrete_model or model)._meta.related_objects:
         tables.add(rel.related_model._meta.db_table)
         through = getattr(rel, "through", None)
         if through is not None:
             tables.add(through._meta.db_table)
-    return tables
+    return frozenset(tables)
 
 
 def bump_now(alias: str, tables: Iterable[str]) -> None:
