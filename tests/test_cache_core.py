@@ -368,3 +368,25 @@ def test_django_async_methods_read_through_the_cache():
     hits = stats.hits
     assert asyncio.run(reads()) == ("a", 1, ["a"], "a")
     assert stats.hits == hits + 4
+
+
+def test_related_manager_rows_point_at_the_live_instance():
+    user = User.objects.create(username="u")
+    p = make_product("old")
+    Review.objects.create(product=p, user=user, rating=5)
+
+    def reviews(product):
+        rows = qs(Review).cached().filter(product_id=product.pk)
+        # what a related manager (product.reviews) adds to its queryset
+        rows._known_related_objects = {Review._meta.get_field("product"): {product.pk: product}}
+        return list(rows)
+
+    assert reviews(p)[0].product.name == "old"
+    p.name = "new"
+    p.save()  # bumps testapp_product only: the cached reviews stay valid
+    fresh = Product.objects.get(pk=p.pk)
+    hits = stats.hits
+    (review,) = reviews(fresh)
+    assert stats.hits == hits + 1
+    assert review.product is fresh
+    assert review.product.name == "new"

@@ -98,9 +98,22 @@ class CachedQuerySet(models.QuerySet[_M]):
         if self._result_cache is None and self._scalekit_on:
             kind = (self._iterable_class.__qualname__, self._fields)  # type: ignore[attr-defined]
             result = self._scalekit_call("rows", kind, self._scalekit_rows)
+            if self._known_related_objects:  # type: ignore[attr-defined]
+                self._scalekit_relink(result)
             self._result_cache = result
             self._prefetch_done = True
         super()._fetch_all()  # type: ignore[misc]
+
+    def _scalekit_relink(self, rows: list[Any]) -> None:
+        # A related manager's rows point at its live instance (``review.product is
+        # product``). A cached copy of that instance may be older than the live one, and
+        # its table is not among the query's, so point the rows at the live one again.
+        for field, known in self._known_related_objects.items():  # type: ignore[attr-defined]
+            for row in rows:
+                if isinstance(row, models.Model):
+                    related = known.get(getattr(row, field.attname, None))
+                    if related is not None:
+                        setattr(row, field.name, related)
 
     def _scalekit_rows(self) -> list[Any]:
         super()._fetch_all()  # type: ignore[misc]
