@@ -293,6 +293,14 @@ def test_as_manager_and_mixin():
     make_product("a")
     assert [p.name for p in manager.active().cached()] == ["a"]
     assert isinstance(manager.all().cached(), Base)
+    assert [p.name for p in manager.cached()] == ["a"]
+
+    from django_scalekit.cache import CachedManager
+
+    plain = CachedManager()
+    plain.model = Product
+    assert [p.name for p in plain.cached().filter(name="a")] == ["a"]
+    assert isinstance(plain.all(), CachedQuerySet)
 
 
 def test_select_for_update_and_iterator_are_not_cached(queries):

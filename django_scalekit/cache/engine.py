@@ -58,6 +58,10 @@ class Stats:
     #: version bumps that could not be written when they happened (retried until they are)
     bump_failures: int = 0
 
+    def add(self, name: str) -> None:
+        with _stats_lock:  # exact under threads; += on an attribute is not atomic
+            setattr(self, name, getattr(self, name) + 1)
+
     def as_dict(self) -> dict[str, int]:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["pending_bumps"] = len(_pending)
@@ -68,6 +72,7 @@ class Stats:
             setattr(self, f.name, 0)
 
 
+_stats_lock = threading.Lock()
 stats = Stats()
 
 # Version bumps that could not be written: version key -> token. Every cache call of
@@ -134,7 +139,7 @@ def token_lsn(token: str) -> int:
 
 def failed(exc: BaseException, doing: str) -> None:
     global _down_until
-    stats.errors += 1
+    stats.add("errors")
     _down_until = time.monotonic() + float(conf.FAILURE_BACKOFF)
     log.warning("django_scalekit.cache: %s failed (%s); using the database", doing, exc)
 
@@ -189,7 +194,7 @@ def bump(primary: str, tables: Iterable[str], lsn: int) -> None:
             return
         except Exception as exc:
             failed(exc, "a version bump")
-    stats.bump_failures += 1
+    stats.add("bump_failures")
     log.error(
         "django_scalekit.cache: could not bump %s; cached reads are off in this process "
         "until the bump is written",
@@ -279,18 +284,18 @@ def digest(material: bytes) -> str:
 def decode(data: bytes) -> tuple[bool, Any]:
     parsed = stores.parse_header(data)
     if parsed is None:
-        stats.bad_payloads += 1
+        stats.add("bad_payloads")
         return False, None
     try:
         return True, pickle.loads(parsed[2])
     except Exception as exc:
-        stats.bad_payloads += 1
+        stats.add("bad_payloads")
         log.info("django_scalekit.cache: unreadable cached value (%s); treated as a miss", exc)
         return False, None
 
 
 def bypass(compute: Callable[[], T]) -> T:
-    stats.bypasses += 1
+    stats.add("bypasses")
     return compute()
 
 
@@ -346,9 +351,9 @@ def fetch(
     if data is not None:
         ok, value = decode(data)
         if ok:
-            stats.hits += 1
+            stats.add("hits")
             return value  # type: ignore[no-any-return]
-    stats.misses += 1
+    stats.add("misses")
     needed = dependencies()
     if needed is None:
         return compute()
@@ -372,7 +377,7 @@ def fetch(
                     ok, value = decode(data)
                     if ok:
                         store.release(lease, lease_token)
-                        stats.hits += 1
+                        stats.add("hits")
                         return value  # type: ignore[no-any-return]
             if acquired or refresh or time.monotonic() > deadline:
                 break  # a refresh does not wait: whoever holds the lease stores a new value
@@ -383,7 +388,7 @@ def fetch(
             if data is not None:
                 ok, value = decode(data)
                 if ok:
-                    stats.hits += 1
+                    stats.add("hits")
                     return value  # type: ignore[no-any-return]
         missing = [i for i, v in enumerate(versions) if v is None]
         if missing:
@@ -406,7 +411,7 @@ def fetch(
             last_write = max(token_lsn(t) for t in tokens)
             replayed = replicas.replay_position(alias)
             if replayed is None or replayed < last_write:
-                stats.replica_not_stored += 1
+                stats.add("replica_not_stored")
                 storable = False
         if record:
             recorder = _Recorder()
@@ -454,6 +459,6 @@ def _store_value(
         failed(exc, "a cache write")
         return
     if stored:
-        stats.stores += 1
+        stats.add("stores")
     else:
-        stats.store_conflicts += 1
+        stats.add("store_conflicts")
