@@ -1,9 +1,10 @@
 """Randomised, time-bounded: writers and readers on versioned rows, zero stale reads.
 
 Each writer owns some rows and writes increasing versions through every write path
-(save, update, bulk_update, in or out of atomic blocks). A reader notes the last
-version whose write *returned* before its read started; the cached read must show
-that version or a later one.
+(save, update, bulk_update, in or out of atomic blocks; some roll back, whole or to a
+savepoint). A reader notes the last version whose write *returned* before its read
+started; the cached read must show that version or a later one, and never a
+rolled-back one.
 """
 
 from __future__ import annotations
@@ -67,12 +68,35 @@ def test_no_stale_read_under_concurrent_writes():
                 p.save()
         committed[pk] = version
 
+    rolled_back: set[tuple[int, int]] = set()
+
+    class Rollback(Exception):
+        pass
+
     def writer(seed: int, mine: list[int]) -> None:
         rng = random.Random(seed)
         versions = dict.fromkeys(mine, 0)
         while time.monotonic() < stop:
             pk = rng.choice(mine)
             versions[pk] += 1
+            if rng.random() < 0.15:
+                # a write that never commits (whole transaction or savepoint): never seen
+                rolled_back.add((pk, versions[pk]))
+                try:
+                    with transaction.atomic():
+                        if rng.random() < 0.5:  # the savepoint rolls back, the rest commits
+                            try:
+                                with transaction.atomic():
+                                    qs().filter(pk=pk).update(price=versions[pk])
+                                    raise Rollback
+                            except Rollback:
+                                pass
+                        else:
+                            qs().filter(pk=pk).update(price=versions[pk])
+                            raise Rollback
+                except Rollback:
+                    pass
+                continue
             write(rng, pk, versions[pk])
             time.sleep(rng.random() * 0.005)
 
@@ -98,6 +122,8 @@ def test_no_stale_read_under_concurrent_writes():
             reads[0] += 1
             if seen < floor:
                 stale.append(f"row {pk}: read version {seen} after {floor} was committed")
+            if (pk, seen) in rolled_back:
+                stale.append(f"row {pk}: read version {seen}, which was rolled back")
 
     threads = [start(lambda s=s: writer(s, pks[s::2])) for s in range(2)]
     threads += [start(lambda s=s: reader(100 + s)) for s in range(4)]
