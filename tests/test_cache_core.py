@@ -8,7 +8,7 @@ from django.db.models import Count, Prefetch, Sum
 from django.test import override_settings
 
 from django_scalekit.cache import CachedQuerySet, invalidate, stats
-from tests.cache_helpers import make_product, qs, reset_cache
+from tests.test_cache_helpers import make_product, qs, reset_cache
 from tests.testapp.models import Product, Review, Tag, User
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -11,7 +11,7 @@ from django.test import override_settings
 from django_scalekit.cache import cached, invalidate, stats
 from django_scalekit.cache.tasks import refresh_cached  # known to the worker when it starts
 from django_scalekit.checks import check_settings
-from tests.cache_helpers import make_product, reset_cache
+from tests.test_cache_helpers import make_product, reset_cache
 from tests.testapp.models import Product, Tag
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -149,7 +149,7 @@ def test_refresh_task_on_a_real_worker(celery_worker, backend):
     refresh_cached.delay("tests.test_cache_functions.product_names").get(timeout=10)
     assert product_names() == ["b"]
     with pytest.raises(TypeError, match="not decorated"):
-        refresh_cached.delay("tests.cache_helpers.make_product").get(timeout=10)
+        refresh_cached.delay("tests.test_cache_helpers.make_product").get(timeout=10)
 
 
 class Shop:

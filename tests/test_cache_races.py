@@ -16,8 +16,8 @@ from django.db import connection, connections, transaction
 from django.test import override_settings
 
 from django_scalekit.cache import engine, stats
-from tests.cache_helpers import make_product, pause_queries, qs, reset_cache, start
 from tests.rig.urls import conninfo
+from tests.test_cache_helpers import make_product, pause_queries, qs, reset_cache, start
 from tests.testapp.models import Product
 
 pytestmark = pytest.mark.django_db(transaction=True)

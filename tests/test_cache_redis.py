@@ -9,7 +9,7 @@ import pytest
 from django.test import override_settings
 
 from django_scalekit.cache import engine, stats
-from tests.cache_helpers import make_product, qs, reset_cache
+from tests.test_cache_helpers import make_product, qs, reset_cache
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -7,7 +7,7 @@ from django.test import override_settings
 
 from django_scalekit.cache import cached, set_primary_resolver, stats
 from django_scalekit.cache.replicas import has_replicas, primary_of
-from tests.cache_helpers import make_product, qs, reset_cache
+from tests.test_cache_helpers import make_product, qs, reset_cache
 from tests.testapp.models import Product
 
 pytestmark = pytest.mark.django_db(databases=["default", "replica"], transaction=True)

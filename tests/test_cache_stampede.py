@@ -10,7 +10,7 @@ from django.db import connections
 from django.test import override_settings
 
 from django_scalekit.cache import stats
-from tests.cache_helpers import make_product, pause_queries, qs, reset_cache, start
+from tests.test_cache_helpers import make_product, pause_queries, qs, reset_cache, start
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -20,7 +20,7 @@ from django.db.models import Max
 from django.test import override_settings
 
 from django_scalekit.cache import stats
-from tests.cache_helpers import make_product, qs, reset_cache, start
+from tests.test_cache_helpers import make_product, qs, reset_cache, start
 from tests.testapp.models import Product
 
 pytestmark = pytest.mark.django_db(transaction=True)

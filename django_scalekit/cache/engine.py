@@ -195,18 +195,21 @@ def bump(primary: str, tables: Iterable[str], lsn: int) -> None:
         except Exception as exc:
             failed(exc, "a version bump")
     stats.add("bump_failures")
-    log.error(
-        "django_scalekit.cache: could not bump %s; cached reads are off in this process "
-        "until the bump is written",
-        ", ".join(vkeys),
-    )
     with _lock:
+        first = not _pending
         _pending.update(zip(vkeys, tokens, strict=True))
         if _retry_thread is None:
             _retry_thread = threading.Thread(
                 target=_retry_loop, name="scalekit-cache-retry", daemon=True
             )
             _retry_thread.start()
+    # one ERROR per outage, not one per write; the counter counts every failure
+    log.log(
+        logging.ERROR if first else logging.INFO,
+        "django_scalekit.cache: could not bump %s; cached reads are off in this process "
+        "until the bump is written",
+        ", ".join(vkeys),
+    )
 
 
 # -- transaction state -----------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Shared helpers of the cache tests."""
+"""Shared helpers of the cache tests (no tests here)."""
 
 from __future__ import annotations
 
