@@ -21,6 +21,24 @@ def backend(request):
     reset_cache()
 
 
+def settle(replica):
+    """Wait until the replica has replayed the primary's WAL *insert* position.
+
+    The rig's ``wait()`` targets the write position; bumps record the insert position
+    (never behind a commit), which the replica reaches a moment later.
+    """
+    import time
+
+    from django_scalekit.cache.replicas import replay_position, write_position
+
+    replica.wait()
+    target = write_position("default")
+    deadline = time.monotonic() + 10
+    while (replay_position("replica") or 0) < target:
+        assert time.monotonic() < deadline, "replica did not reach the insert position"
+        time.sleep(0.01)
+
+
 def replica_name(pk):
     return qs().using("replica").cached().get(pk=pk).name
 
@@ -39,7 +57,7 @@ def test_replica_of_is_read_from_test_mirror():
 
 def test_lagging_replica_does_not_refill_the_cache(replica, queries):
     p = make_product("old")
-    replica.wait()
+    settle(replica)
     assert replica_name(p.pk) == "old"
     with queries("replica") as c:
         assert replica_name(p.pk) == "old"
@@ -57,7 +75,7 @@ def test_lagging_replica_does_not_refill_the_cache(replica, queries):
         assert c["replica"] >= 1
         # and the primary's cached read is fresh
         assert qs().cached().get(pk=p.pk).name == "new"
-    replica.wait()
+    settle(replica)
     assert replica_name(p.pk) == "new"
     with queries("replica") as c:
         assert replica_name(p.pk) == "new"
@@ -66,7 +84,7 @@ def test_lagging_replica_does_not_refill_the_cache(replica, queries):
 
 def test_cached_function_reading_a_lagging_replica(replica):
     p = make_product("old")
-    replica.wait()
+    settle(replica)
     calls = []
 
     @cached(depends_on=[Product], using="replica")
@@ -85,7 +103,35 @@ def test_cached_function_reading_a_lagging_replica(replica):
         assert name(p.pk) == "old"
         assert name(p.pk) == "old"
         assert len(calls) == 3  # not stored while the replica lags
-    replica.wait()
+    settle(replica)
     assert name(p.pk) == "new"
     assert name(p.pk) == "new"
     assert len(calls) == 4
+
+
+def test_a_router_can_answer_the_caught_up_question(replica, queries):
+    from django_scalekit.cache import set_caught_up_check
+
+    p = make_product("old")
+    settle(replica)
+    asked = []
+
+    def check(alias, lsn):
+        asked.append((alias, lsn))
+        return False  # e.g. the router measured too much lag
+
+    set_caught_up_check(check)
+    try:
+        assert replica_name(p.pk) == "old"
+        with queries("replica") as c:
+            assert replica_name(p.pk) == "old"
+        assert c["replica"] == 1  # not stored: the router said no
+        assert asked
+        assert asked[0][0] == "replica"
+        set_caught_up_check(lambda alias, lsn: None)  # no opinion: the cache measures
+        replica_name(p.pk)
+        with queries("replica") as c:
+            assert replica_name(p.pk) == "old"
+        assert c["replica"] == 0
+    finally:
+        set_caught_up_check(None)

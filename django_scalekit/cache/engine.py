@@ -410,12 +410,13 @@ def fetch(
 
     try:
         storable = acquired
-        if storable and alias != primary:
-            last_write = max(token_lsn(t) for t in tokens)
-            replayed = replicas.replay_position(alias)
-            if replayed is None or replayed < last_write:
-                stats.add("replica_not_stored")
-                storable = False
+        if (
+            storable
+            and alias != primary
+            and not replicas.caught_up(alias, max(token_lsn(t) for t in tokens))
+        ):
+            stats.add("replica_not_stored")
+            storable = False
         if record:
             recorder = _Recorder()
             with connections[alias].execute_wrapper(recorder):

@@ -16,12 +16,13 @@ from collections.abc import Callable
 
 from django.db import connections
 
-__all__ = ["primary_of", "set_primary_resolver"]
+__all__ = ["caught_up", "primary_of", "set_caught_up_check", "set_primary_resolver"]
 
 # Larger than any real WAL position: "unknown", so no replica read can be proven fresh.
 UNKNOWN_LSN = 2**64 - 1
 
 _resolver: Callable[[str], str | None] | None = None
+_caught_up_check: Callable[[str, int], bool | None] | None = None
 
 
 def set_primary_resolver(resolver: Callable[[str], str | None] | None) -> None:
@@ -31,6 +32,29 @@ def set_primary_resolver(resolver: Callable[[str], str | None] | None) -> None:
     """
     global _resolver
     _resolver = resolver
+
+
+def set_caught_up_check(check: Callable[[str, int], bool | None] | None) -> None:
+    """Let a router answer "has replica ``alias`` replayed WAL position ``lsn``?".
+
+    ``check(alias, lsn)`` returns ``True``/``False``, or ``None`` to let the cache ask the
+    replica itself (``pg_last_wal_replay_lsn()``). ``lsn`` is an int
+    (``parse_lsn("16/B374D848")``). Answer ``True`` only when it is certain.
+    """
+    global _caught_up_check
+    _caught_up_check = check
+
+
+def caught_up(alias: str, lsn: int) -> bool:
+    """True when replica ``alias`` has provably replayed everything up to ``lsn``."""
+    if lsn >= UNKNOWN_LSN:
+        return False
+    if _caught_up_check is not None:
+        answer = _caught_up_check(alias, lsn)
+        if answer is not None:
+            return answer
+    replayed = replay_position(alias)
+    return replayed is not None and replayed >= lsn
 
 
 def primary_of(alias: str) -> str:
