@@ -59,6 +59,9 @@ CACHES = {
     "locmem": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
 }
 
+# Defining it switches the cache's write-path receivers on (see docs/cache.md).
+SCALEKIT_CACHE = {"CACHE": "default"}
+
 CELERY_BROKER_URL = redis_db(REDIS_URL, 1)
 CELERY_RESULT_BACKEND = redis_db(REDIS_URL, 2)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

@@ -1,0 +1,87 @@
+"""Redis stopped or frozen: reads go to the database, and no stale value survives."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+from django.test import override_settings
+
+from django_scalekit.cache import engine, stats
+from tests.test_cache_helpers import make_product, qs, reset_cache
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _clean():
+    reset_cache()
+    with override_settings(SCALEKIT_CACHE={"FAILURE_BACKOFF": 0.2}):
+        yield
+    reset_cache()
+
+
+def name_of(pk):
+    return qs().cached().get(pk=pk).name
+
+
+def test_stopped_redis_reads_fall_back_to_the_database(redis_server, queries, caplog):
+    p = make_product("old")
+    assert name_of(p.pk) == "old"
+    redis_server.stop()
+    with caplog.at_level(logging.WARNING, logger="django_scalekit.cache"):
+        with queries("default") as c:
+            assert name_of(p.pk) == "old"
+        assert c["default"] == 1
+        p.name = "new"
+        p.save()  # the write succeeds; its bump is kept pending
+        assert name_of(p.pk) == "new"
+    assert stats.errors >= 1
+    assert stats.bump_failures == 1
+    assert "could not bump" in caplog.text
+    redis_server.start()
+    time.sleep(0.25)  # past the back-off
+    assert name_of(p.pk) == "new"
+    assert name_of(p.pk) == "new"
+    assert stats.as_dict()["pending_bumps"] == 0
+    assert stats.hits >= 1
+
+
+def test_bump_lost_while_frozen_is_written_when_redis_returns(redis_server):
+    # Redis keeps its data across a freeze: the old row is still stored when it returns.
+    p = make_product("old")
+    assert name_of(p.pk) == "old"
+    (key,) = engine.get_store().client.keys("scalekit:q:*")
+    redis_server.freeze()
+    try:
+        started = time.monotonic()
+        p.name = "new"
+        p.save()  # bump times out (0.5 s socket timeout); the save does not fail
+        assert time.monotonic() - started < 3
+        assert stats.bump_failures == 1
+        assert name_of(p.pk) == "new"  # this process reads the database meanwhile
+    finally:
+        redis_server.thaw()
+    # No cache call from here on: the retry thread writes the pending bump by itself,
+    # so other processes stop serving the old row too.
+    deadline = time.monotonic() + 5
+    while stats.as_dict()["pending_bumps"]:
+        assert time.monotonic() < deadline, "pending bump never written"
+        time.sleep(0.05)
+    assert engine.get_store().get(key.decode()) is None  # the old value is dead everywhere
+    assert name_of(p.pk) == "new"
+
+
+def test_frozen_redis_never_raises(redis_server):
+    p = make_product("old")
+    redis_server.freeze()
+    try:
+        for _ in range(3):
+            assert name_of(p.pk) == "old"
+            assert qs().cached().count() == 1
+    finally:
+        redis_server.thaw()
+    assert stats.errors >= 1
+    time.sleep(0.25)
+    assert name_of(p.pk) == "old"
