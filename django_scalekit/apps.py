@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.conf import settings
 
 
 class ScalekitConfig(AppConfig):
@@ -12,3 +13,17 @@ class ScalekitConfig(AppConfig):
 
         if invalidation.wanted():
             invalidation.connect_signals()
+            router_settings = getattr(settings, "SCALEKIT_ROUTER", {})
+            if isinstance(router_settings, dict) and router_settings.get("REPLICAS"):
+                share_replica_map()
+
+
+def share_replica_map() -> None:
+    """Let the cache know the router's replicas, so a lagging one cannot refill it.
+
+    Without this the cache knows a replica only by ``TEST["MIRROR"]``.
+    """
+    from django_scalekit.cache import set_primary_resolver
+    from django_scalekit.routers import primary_of
+
+    set_primary_resolver(primary_of)

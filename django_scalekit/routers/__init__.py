@@ -4,13 +4,19 @@ Importing this package needs Django only.
 """
 
 from django_scalekit.routers.middleware import ReadYourWritesMiddleware
-from django_scalekit.routers.router import PrimaryReplicaRouter, may_use_replica, read_alias
+from django_scalekit.routers.router import (
+    PrimaryReplicaRouter,
+    may_use_replica,
+    primary_of,
+    read_alias,
+)
 from django_scalekit.routers.state import use_primary
 
 __all__ = [
     "PrimaryReplicaRouter",
     "ReadYourWritesMiddleware",
     "may_use_replica",
+    "primary_of",
     "read_alias",
     "use_primary",
 ]

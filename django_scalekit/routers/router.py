@@ -238,6 +238,16 @@ def may_use_replica(model: type[Model] | None = None) -> bool:
     return read_alias(model) in cfg.replicas
 
 
+def primary_of(alias: str) -> str | None:
+    """The primary alias a configured replica serves; ``None`` for any other alias.
+
+    Lets other parts (the cache deciding whether a read may be behind) share the
+    router's view of which database copies which.
+    """
+    cfg = config()
+    return cfg.primary if alias in cfg.replicas else None
+
+
 def forget_connections() -> None:
     """Drop the per-thread connection cache (connections were replaced)."""
     global _local
