@@ -44,6 +44,7 @@ from shop.views import (
 
 TOP_PAGE = 50  # products on the "most reviewed" page
 HOT_PRODUCTS = 20  # distinct product pages in the repeated-read workload
+SERIALIZING_ONLY = "ms serializing loaded rows"
 
 
 @dataclass(frozen=True)
@@ -196,9 +197,15 @@ def serializers_before(run: Run) -> Measurement:
     queries, ms = timed(
         lambda: ProductSerializer(product_list_queryset(), many=True).data, run.repeats
     )
+    rows = list(product_list_queryset())
+    _, ms_serializing = timed(lambda: ProductSerializer(rows, many=True).data, run.repeats)
     return Measurement(
         f"DRF ModelSerializer: list of {count:,} active products with tags and approved reviews",
-        [Metric("queries", queries), Metric(ms_label(run), ms)],
+        [
+            Metric("queries", queries),
+            Metric(ms_label(run), ms),
+            Metric(ms_label(run, SERIALIZING_ONLY), ms_serializing),
+        ],
     )
 
 
@@ -210,10 +217,16 @@ def serializers_after(run: Run) -> Measurement:
     queries, ms = timed(
         lambda: FastProductSerializer(fast_product_list_queryset(), many=True).data, run.repeats
     )
+    rows = list(fast_product_list_queryset())
+    _, ms_serializing = timed(lambda: FastProductSerializer(rows, many=True).data, run.repeats)
     return Measurement(
         "django_scalekit.serializers ModelSerializer + optimize(); "
         f"JSON equal to DRF's: {'yes' if ours == drf else 'NO'}",
-        [Metric("queries", queries), Metric(ms_label(run), ms)],
+        [
+            Metric("queries", queries),
+            Metric(ms_label(run), ms),
+            Metric(ms_label(run, SERIALIZING_ONLY), ms_serializing),
+        ],
     )
 
 
@@ -310,10 +323,15 @@ def partitioning_before(run: Run) -> Measurement:
     month = Event.objects.filter(created__gte=start, created__lt=end)
     rows = month.count()
 
+    table = connection.ops.quote_name(Event._meta.db_table)
+    sql = f"DELETE FROM {table} WHERE created >= %s AND created < %s"
+
     def drop_month() -> None:
+        # One DELETE statement, as plain Django sends it when nothing listens to deletes
+        # (the cache's receivers would make QuerySet.delete() load the rows first).
         # Rolled back, so every repeat deletes the same rows.
-        with transaction.atomic():
-            month.delete()
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql, [start, end])
             transaction.set_rollback(True)
 
     queries, ms = timed(drop_month, run.repeats)
