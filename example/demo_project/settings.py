@@ -99,6 +99,9 @@ if REPLICA_URL:
     DATABASES["replica"] = {**database_from_url(REPLICA_URL), "TEST": {"MIRROR": "default"}}
 
 CACHES = {"default": cache_from_url(REDIS_URL)}
+# Defining it switches django_scalekit.cache on (its write-path receivers); the defaults
+# cache in CACHES["default"], locmem or Redis as above.
+SCALEKIT_CACHE: dict[str, Any] = {}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True

@@ -1,4 +1,4 @@
-"""The two pages of the shop; the demo report times them through these functions."""
+"""The pages of the shop; the demo report times them through these functions."""
 
 import uuid
 from typing import Any
@@ -34,5 +34,19 @@ def product_detail_data(sku: uuid.UUID) -> dict[str, Any]:
     }
 
 
+def cached_product_detail_data(sku: uuid.UUID) -> dict[str, Any]:
+    """The same page read through ``.cached()``: no query on a warm cache, fresh after writes."""
+    product = get_object_or_404(Product.objects.cached(), sku=sku)
+    reviews = approved_reviews().filter(product=product).cached()
+    return {
+        **ProductSummarySerializer(product).data,
+        "reviews": ReviewSerializer(reviews, many=True).data,
+    }
+
+
 def product_detail(request: HttpRequest, sku: uuid.UUID) -> JsonResponse:
     return JsonResponse(product_detail_data(sku))
+
+
+def cached_product_detail(request: HttpRequest, sku: uuid.UUID) -> JsonResponse:
+    return JsonResponse(cached_product_detail_data(sku))
