@@ -129,8 +129,15 @@ def wanted() -> bool:
     )
 
 
+def _rows_changed(sender: type[models.Model], using: str, **kwargs: Any) -> None:
+    schedule(using, tables_of(sender))
+
+
 def connect_signals() -> None:
     """Connect the write-path receivers; called from the app's ``ready()`` when wanted."""
+    from django_scalekit.signals import rows_changed
+
+    rows_changed.connect(_rows_changed, dispatch_uid="django_scalekit.cache.rows", weak=False)
     post_save.connect(_saved, dispatch_uid="django_scalekit.cache.saved", weak=False)
     post_delete.connect(_deleted, dispatch_uid="django_scalekit.cache.deleted", weak=False)
     m2m_changed.connect(_m2m, dispatch_uid="django_scalekit.cache.m2m", weak=False)

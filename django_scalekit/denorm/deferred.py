@@ -25,6 +25,7 @@ from django.db.migrations.state import ProjectState
 
 from django_scalekit.denorm import conf
 from django_scalekit.denorm.counters import Counter, all_counters, column_of
+from django_scalekit.signals import rows_changed
 
 TABLE = "scalekit_counter_delta"
 
@@ -96,6 +97,7 @@ def fold(field: Any = None, *, batch_size: int | None = None, using: str | None 
                 cursor.execute(fold_sql, [[i for i, _ in batch]])
                 row = cursor.fetchone()
                 n = int(row[0]) if row else 0
+            rows_changed.send(sender=counter.parent, using=alias)
             folded += n
             if n < size:
                 break

@@ -22,6 +22,7 @@ from django.db.models.signals import post_delete, post_save, pre_delete, pre_sav
 
 from django_scalekit.denorm import statements
 from django_scalekit.denorm.counters import Counter, counters_for_child
+from django_scalekit.signals import rows_changed
 
 _STASH = "_scalekit_denorm"
 # (concrete child model, pk) pairs whose counters a set-based queryset method already handled.
@@ -75,6 +76,8 @@ def apply_all(changes: list[tuple[Counter, Mapping[Any, int]]], using: str) -> N
     # write still commit together.
     with transaction.atomic(using=using, savepoint=False):
         _update_parents(tables, using)
+    for items in tables.values():
+        rows_changed.send(sender=items[0][0].parent, using=using)
 
 
 def _update_parents(tables: dict[str, list[tuple[Counter, dict[Any, int]]]], using: str) -> None:
@@ -196,6 +199,8 @@ def _post_save(sender: Any, instance: models.Model, raw: bool, using: str, **kw:
             for counter in sorted(counters, key=lambda c: c.parent._meta.label):
                 sql, params = statements.on_insert(counter, using)
                 cursor.execute(sql, [*params, instance.pk])
+        for parent in {c.parent for c in counters}:
+            rows_changed.send(sender=parent, using=using)
         return
     new = current_keys(counters, instance.pk, using, lock=False)
     apply_all([(c, moves([(o, n)])) for c, o, n in zip(counters, old, new, strict=True)], using)

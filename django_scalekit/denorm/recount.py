@@ -24,6 +24,7 @@ from django.db.models.query_utils import DeferredAttribute
 
 from django_scalekit.denorm import conf
 from django_scalekit.denorm.counters import Counter, all_counters, column_of, find
+from django_scalekit.signals import rows_changed
 
 MAX_REPORTED = 1000
 
@@ -112,7 +113,10 @@ def _one_batch(
         keys = list(parents.values_list(counter.target, flat=True)[:size])
         if not keys:
             return None
-        return keys, _batch(counter, keys, alias, dry_run)
+        drifted = _batch(counter, keys, alias, dry_run)
+    if not dry_run:
+        rows_changed.send(sender=counter.parent, using=alias)
+    return keys, drifted
 
 
 def _batch(counter: Counter, keys: list[Any], alias: str, dry_run: bool) -> list[Any]:
