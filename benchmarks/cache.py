@@ -42,7 +42,7 @@ def configure(mode: str) -> None:
         "django_scalekit",
         "tests.testapp",
     ]
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {"SCALEKIT_CACHE": {}} if mode == "main" else {}
     if mode == "cacheops":
         apps.append("cacheops")
         extra = {

@@ -378,6 +378,38 @@ def test_django_async_methods_read_through_the_cache():
     assert stats.hits == hits + 4
 
 
+def test_acached_hits_without_the_sync_thread(monkeypatch):
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    from django_scalekit.cache import engine
+
+    a = make_product("a")
+    make_product("b")
+
+    async def read():
+        rows = await qs().cached().filter(active=True).order_by("pk").acached()
+        values = await qs().order_by("-pk").values_list("name", flat=True).acached()
+        await sync_to_async(connections.close_all)()
+        return [r.name for r in rows], values
+
+    assert asyncio.run(read()) == (["a", "b"], ["b", "a"])  # misses: run and stored
+    hits = stats.hits
+
+    def no_sync(*args, **kwargs):
+        raise AssertionError("a hit went through the blocking path")
+
+    monkeypatch.setattr(engine, "fetch", no_sync)
+    assert asyncio.run(read()) == (["a", "b"], ["b", "a"])
+    assert stats.hits == hits + 2
+    monkeypatch.undo()
+    a.name = "c"
+    a.save()
+    assert asyncio.run(read()) == (["c", "b"], ["b", "c"])  # the write is seen
+
+
 def test_related_manager_rows_point_at_the_live_instance():
     user = User.objects.create(username="u")
     p = make_product("old")

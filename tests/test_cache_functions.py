@@ -199,3 +199,26 @@ def test_async_functions():
     make_product("a")
     assert asyncio.run(run()) == (["a"], ["a"], ["a", "b"])
     assert calls == [("async",), ("async",)]
+
+
+def test_async_function_hits_stay_on_the_event_loop(monkeypatch):
+    import asyncio
+
+    from django_scalekit.cache import engine
+
+    make_product("a")
+    assert asyncio.run(async_names()) == ["a"]
+
+    def no_sync(*args, **kwargs):
+        raise AssertionError("a hit went through the blocking path")
+
+    monkeypatch.setattr(engine, "fetch", no_sync)
+    assert asyncio.run(async_names()) == ["a"]
+    assert stats.hits >= 1
+    assert calls == [("async",)]
+    monkeypatch.undo()
+
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    asyncio.run(sync_to_async(connections.close_all)())  # the worker thread's connection

@@ -33,6 +33,7 @@ def reset_cache() -> None:
     engine._pending.clear()
     engine._learned.clear()
     engine._down_until = 0.0
+    engine._epoch_written = engine._failures
     engine._store = None
     engine.stats.reset()
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from django.test import override_settings
@@ -12,6 +15,7 @@ from django_scalekit.cache import engine, stats
 from tests.test_cache_helpers import make_product, qs, reset_cache
 
 pytestmark = pytest.mark.django_db(transaction=True)
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
@@ -85,3 +89,51 @@ def test_frozen_redis_never_raises(redis_server):
     assert stats.errors >= 1
     time.sleep(0.25)
     assert name_of(p.pk) == "old"
+
+
+WRITER = """
+import os, sys
+os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+import django
+django.setup()
+from django.db import connections
+connections["default"].settings_dict["NAME"] = sys.argv[1]
+from django_scalekit.cache import stats
+from tests.testapp.models import Product
+product = Product.objects.get(pk=int(sys.argv[2]))
+product.name = "new"
+product.save()
+print("bump_failures", stats.bump_failures)
+"""
+
+
+def test_a_writer_dying_with_its_bump_unwritten_leaves_nothing_stale(redis_server):
+    # The writer's pending bump dies with its process; this process saw the outage
+    # too, so it bumps the epoch before serving anything once Redis is back.
+    from django.db import connection
+
+    p = make_product("old")
+    assert name_of(p.pk) == "old"
+    store = engine.get_store()
+    vkey = engine.version_key("default", "testapp_product")
+    token = store.client.get(vkey)
+    redis_server.freeze()
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", WRITER, connection.settings_dict["NAME"], str(p.pk)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+            check=False,
+        )
+        assert "bump_failures 1" in out.stdout, out.stderr[-3000:]
+        assert name_of(p.pk) == "new"  # from the database: the cache call failed
+    finally:
+        redis_server.thaw()
+    assert store.client.get(vkey) == token  # the table's bump was lost with the writer
+    time.sleep(0.25)  # past the back-off
+    assert name_of(p.pk) == "new"
+    assert stats.epoch_bumps == 1
+    assert name_of(p.pk) == "new"
+    assert stats.hits >= 1

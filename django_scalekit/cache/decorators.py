@@ -24,8 +24,8 @@ def cached(
 ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]:
     """Cache ``func(*args, **kwargs)`` (key: the function and its pickled arguments).
 
-    Works on ``async def`` functions too (``await f(...)``); the cache calls then run
-    in Django's sync thread, like Django's own async ORM methods.
+    Works on ``async def`` functions too (``await f(...)``): a hit is one asynchronous
+    cache call; a miss runs in Django's sync thread, like Django's async ORM methods.
 
     The value is dropped when any model in ``depends_on`` (classes or ``"app.Model"``)
     is written. ``using`` is the database the function reads (default: the router's
@@ -74,9 +74,17 @@ class CachedFunction(Generic[P, R]):
         return self._call(True, args, kwargs)
 
     async def _acall(self, refresh: bool, args: Any, kwargs: Any) -> Any:
-        # The cache calls are blocking: run them in Django's sync thread, and the
-        # coroutine, on a miss, back on this event loop.
+        # A hit without leaving the event loop; anything else (lease, store) is
+        # blocking: it runs in Django's sync thread, and the coroutine, on a miss,
+        # back on this event loop.
         from asgiref.sync import async_to_sync, sync_to_async
+
+        if not refresh:
+            material, alias, _ = self._key(args, kwargs)
+            if material is not None:
+                found, value = await engine.aget(material, alias, record=False)
+                if found:
+                    return value
 
         def run() -> Any:
             return self._call(refresh, args, kwargs, async_to_sync(self.func))  # type: ignore[arg-type]
@@ -87,6 +95,21 @@ class CachedFunction(Generic[P, R]):
         self, refresh: bool, args: Any, kwargs: Any, func: Callable[..., Any] | None = None
     ) -> R:
         func = func or self.func
+        material, alias, deps = self._key(args, kwargs)
+        if material is None:
+            return func(*args, **kwargs)  # type: ignore[no-any-return]
+        return engine.fetch(
+            material,
+            alias,
+            lambda: deps,
+            lambda: func(*args, **kwargs),
+            self.timeout,
+            record=False,
+            refresh=refresh,
+        )
+
+    def _key(self, args: Any, kwargs: Any) -> tuple[bytes | None, str, frozenset[str]]:
+        """(what identifies the call, the database it reads, the tables it depends on)."""
         model_list = [apps.get_model(m) if isinstance(m, str) else m for m in self.depends_on]
         tables: set[str] = set()
         for model in model_list:
@@ -99,13 +122,5 @@ class CachedFunction(Generic[P, R]):
                 ("function", self.name, args, sorted(kwargs.items())), pickle.HIGHEST_PROTOCOL
             )
         except Exception:
-            return func(*args, **kwargs)  # type: ignore[no-any-return]
-        return engine.fetch(
-            material,
-            alias,
-            lambda: deps,
-            lambda: func(*args, **kwargs),
-            self.timeout,
-            record=False,
-            refresh=refresh,
-        )
+            return None, alias, deps
+        return material, alias, deps

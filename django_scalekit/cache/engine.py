@@ -62,6 +62,8 @@ class Stats:
     errors: int = 0
     #: version bumps that could not be written when they happened (retried until they are)
     bump_failures: int = 0
+    #: times this process made every stored value invalid after a cache server outage
+    epoch_bumps: int = 0
 
     def add(self, name: str) -> None:
         with _stats_lock:  # exact under threads; += on an attribute is not atomic
@@ -85,18 +87,24 @@ stats = Stats()
 _pending: dict[str, str] = {}
 _lock = threading.Lock()
 _down_until = 0.0
+# Set by any failed cache call: once the server answers again, this process bumps the
+# epoch that every stored value depends on. A writer that could not bump and died
+# meanwhile thus leaves no stale value behind, as long as any process saw the outage.
+_failures = 0  # failed cache calls so far
+_epoch_written = 0  # the value of _failures when the epoch was last bumped
 _retry_thread: threading.Thread | None = None
 _store: tuple[str, stores.Store] | None = None
 _known_tables: frozenset[str] | None = None
+_schema: str | None = None
 _learned: dict[str, frozenset[str]] = {}
 
 _IDENTIFIER = re.compile(r'["`]([^"`]+)["`]')
 
 
 def _reset(**kwargs: Any) -> None:
-    global _store, _known_tables
+    global _store, _known_tables, _schema
     if kwargs.get("setting") in {"CACHES", "SCALEKIT_CACHE", "DATABASES", "INSTALLED_APPS"}:
-        _store, _known_tables = None, None
+        _store, _known_tables, _schema = None, None, None
 
 
 setting_changed.connect(_reset, dispatch_uid="django_scalekit.cache.engine")
@@ -128,6 +136,32 @@ def version_key(primary: str, table: str) -> str:
     return f"{conf.KEY_PREFIX}:v:{primary}:{table}"
 
 
+def value_key(alias: str, key_digest: str) -> str:
+    """Where a value lives: the models' schema is part of it, so a deploy that changes
+    a table or a default ordering never reads values stored by the old code."""
+    return f"{conf.KEY_PREFIX}:q:{alias}:{schema()}:{key_digest}"
+
+
+def schema() -> str:
+    global _schema
+    if _schema is None:
+        parts = [
+            (
+                m._meta.label,
+                m._meta.db_table,
+                repr(m._meta.ordering),
+                [(f.attname, f.column, type(f).__qualname__) for f in m._meta.concrete_fields],
+            )
+            for m in apps.get_models(include_auto_created=True)
+        ]
+        _schema = digest(repr(sorted(parts)).encode())[:12]
+    return _schema
+
+
+def epoch_key() -> str:
+    return f"{conf.KEY_PREFIX}:epoch"
+
+
 def new_token(lsn: int) -> str:
     return f"{secrets.token_hex(8)}:{lsn}"
 
@@ -143,23 +177,50 @@ def token_lsn(token: str) -> int:
 
 
 def failed(exc: BaseException, doing: str) -> None:
-    global _down_until
+    global _down_until, _failures
     stats.add("errors")
-    _down_until = time.monotonic() + float(conf.FAILURE_BACKOFF)
+    with _lock:
+        _failures += 1
+        _down_until = time.monotonic() + float(conf.FAILURE_BACKOFF)
+    _ensure_retry()
     log.warning("django_scalekit.cache: %s failed (%s); using the database", doing, exc)
+
+
+def _ensure_retry() -> None:
+    """A background thread writes what is owed as soon as the server answers."""
+    global _retry_thread
+    with _lock:
+        if _retry_thread is None:
+            _retry_thread = threading.Thread(
+                target=_retry_loop, name="scalekit-cache-retry", daemon=True
+            )
+            _retry_thread.start()
+
+
+def _owed() -> bool:
+    """True while a bump or the epoch is waiting to be written."""
+    return bool(_pending) or _failures != _epoch_written
 
 
 def usable() -> bool:
     """True when the cache may be used: server not in back-off, no unwritten bump."""
     if time.monotonic() < _down_until:
         return False
-    return not _pending or flush_pending()
+    return not _owed() or flush_pending()
 
 
 def flush_pending() -> bool:
-    """Write the bumps that failed earlier. Until they are written, nothing is served."""
+    """Write the bumps that failed earlier (and the epoch after an outage), in one call.
+
+    Until they are written, nothing is served.
+    """
+    global _epoch_written
     with _lock:
         todo = dict(_pending)
+        failures = _failures
+    epoch = failures != _epoch_written
+    if epoch:
+        todo[epoch_key()] = new_token(0)
     if not todo:
         return True
     try:
@@ -171,8 +232,16 @@ def flush_pending() -> bool:
         for key, token in todo.items():
             if _pending.get(key) == token:
                 del _pending[key]
-    log.warning("django_scalekit.cache: wrote %d pending version bumps", len(todo))
-    return not _pending
+        _epoch_written = max(_epoch_written, failures)
+    if epoch:
+        stats.add("epoch_bumps")
+        log.warning(
+            "django_scalekit.cache: the cache server is back; values stored before it "
+            "failed are no longer served"
+        )
+    if len(todo) > epoch:
+        log.warning("django_scalekit.cache: wrote %d pending version bumps", len(todo) - epoch)
+    return not _owed()
 
 
 def _retry_loop() -> None:
@@ -181,19 +250,18 @@ def _retry_loop() -> None:
         time.sleep(max(0.05, float(conf.FAILURE_BACKOFF)))
         if time.monotonic() >= _down_until and flush_pending():
             with _lock:
-                if not _pending:
+                if not _owed():
                     _retry_thread = None
                     return
 
 
 def bump(primary: str, tables: Iterable[str], lsn: int) -> None:
     """Give each table a new version token; on failure keep it pending and retry."""
-    global _retry_thread
     vkeys = [version_key(primary, t) for t in sorted(set(tables))]
     if not vkeys:
         return
     tokens = [new_token(lsn) for _ in vkeys]
-    if time.monotonic() >= _down_until and (not _pending or flush_pending()):
+    if time.monotonic() >= _down_until and (not _owed() or flush_pending()):
         try:
             get_store().bump(vkeys, tokens, int(conf.VERSION_TIMEOUT))
             return
@@ -203,11 +271,7 @@ def bump(primary: str, tables: Iterable[str], lsn: int) -> None:
     with _lock:
         first = not _pending
         _pending.update(zip(vkeys, tokens, strict=True))
-        if _retry_thread is None:
-            _retry_thread = threading.Thread(
-                target=_retry_loop, name="scalekit-cache-retry", daemon=True
-            )
-            _retry_thread.start()
+    _ensure_retry()
     # one ERROR per outage, not one per write; the counter counts every failure
     log.log(
         logging.ERROR if first else logging.INFO,
@@ -354,7 +418,7 @@ def fetch(
             return bypass(compute)
     if not usable():
         return bypass(compute)
-    key = f"{conf.KEY_PREFIX}:q:{alias}:{key_digest}"
+    key = value_key(alias, key_digest)
     store = get_store()
 
     try:
@@ -375,6 +439,7 @@ def fetch(
     vkeys = [version_key(primary, t) for t in sorted(needed)]
     if not vkeys or any(" " in k or "\n" in k for k in vkeys):
         return bypass(compute)
+    vkeys.append(epoch_key())
 
     lease, lease_token = key + ":lease", secrets.token_hex(8)
     lease_seconds = float(conf.LEASE_TIMEOUT)
@@ -449,6 +514,35 @@ def fetch(
             except Exception as exc:
                 failed(exc, "releasing a cache lease")
     return value
+
+
+async def aget(material: bytes, alias: str, record: bool = True) -> tuple[bool, Any]:
+    """``(True, value)`` for a valid stored value, read without blocking the event loop.
+
+    Only the hit is asynchronous: on ``(False, None)`` the caller runs the sync
+    ``fetch()`` (lease, query, store) in Django's sync thread.
+    """
+    if (
+        not conf.ENABLED
+        or not receivers_connected
+        or time.monotonic() < _down_until
+        or _owed()
+        or snapshot_transaction(alias if record else None)
+        or written_tables()
+    ):
+        return False, None
+    key = value_key(alias, digest(material))
+    try:
+        data = await get_store().aget(key)
+    except Exception as exc:
+        failed(exc, "a cache read")
+        return False, None
+    if data is None:
+        return False, None
+    ok, value = decode(data)
+    if ok:
+        stats.add("hits")
+    return ok, value
 
 
 def _store_value(

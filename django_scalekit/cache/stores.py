@@ -14,6 +14,8 @@ token and is never served).
 
 from __future__ import annotations
 
+import inspect
+import weakref
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -87,6 +89,9 @@ class Store(Protocol):
     def get(self, key: str) -> bytes | None:
         """The stored bytes if every version named in their header is current."""
 
+    async def aget(self, key: str) -> bytes | None:
+        """``get()`` without blocking the event loop."""
+
     def begin(
         self, lease: str, token: str, seconds: float, vkeys: Sequence[str]
     ) -> tuple[bool, list[str | None]]:
@@ -130,10 +135,34 @@ class RedisStore:
         self._put = client.register_script(PUT)
         self._release = client.register_script(RELEASE)
         self._bump = client.register_script(BUMP)
+        self._async: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
     def get(self, key: str) -> bytes | None:
         value = self._hit(keys=[key])
         return bytes(value) if value else None
+
+    async def aget(self, key: str) -> bytes | None:
+        value = await self._async_hit()(keys=[key])
+        return bytes(value) if value else None
+
+    def _async_hit(self) -> Any:
+        """The hit script on a redis.asyncio client for the running loop, same server."""
+        import asyncio
+
+        from redis import asyncio as aioredis
+
+        loop = asyncio.get_running_loop()
+        script = self._async.get(loop)
+        if script is None:
+            pool = self.client.connection_pool
+            conn_class = getattr(aioredis, pool.connection_class.__name__, aioredis.Connection)
+            accepted = inspect.signature(conn_class.__init__).parameters
+            kwargs = {k: v for k, v in pool.connection_kwargs.items() if k in accepted}
+            client = aioredis.Redis(
+                connection_pool=aioredis.ConnectionPool(connection_class=conn_class, **kwargs)
+            )
+            script = self._async[loop] = client.register_script(HIT)
+        return script
 
     def begin(
         self, lease: str, token: str, seconds: float, vkeys: Sequence[str]
@@ -181,6 +210,16 @@ class DjangoStore:
             return None
         vkeys, tokens, _ = parsed
         return data if self._current(vkeys) == tokens else None
+
+    async def aget(self, key: str) -> bytes | None:
+        cache = self.cache
+        data = await cache.aget(key)
+        parsed = parse_header(data) if isinstance(data, bytes) else None
+        if parsed is None:
+            return None
+        vkeys, tokens, _ = parsed
+        found = await cache.aget_many(vkeys)
+        return data if [found.get(k) for k in vkeys] == tokens else None
 
     def begin(
         self, lease: str, token: str, seconds: float, vkeys: Sequence[str]

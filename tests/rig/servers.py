@@ -100,9 +100,10 @@ class PostgresPair:
         return proc
 
     def _pg_ctl(self, datadir: Path, action: str, *extra: str) -> None:
+        # a loaded machine can take well over 30 s to replay WAL on a replica restart
         log = datadir.with_suffix(".log")
         pg_ctl = self.bindir / "pg_ctl"
-        self._run(pg_ctl, "-D", datadir, "-l", log, "-w", "-t", "30", action, *extra)
+        self._run(pg_ctl, "-D", datadir, "-l", log, "-w", "-t", "120", action, *extra)
 
     def start(self) -> None:
         self._run(
