@@ -30,6 +30,8 @@ class ConcernSettings:
     def _setting_changed(self, *, setting: str, **kwargs: Any) -> None:
         if setting == self.setting_name:
             self._cache = None
+            for name in [n for n in vars(self) if n.isupper()]:
+                delattr(self, name)
 
     def user_value(self) -> Any:
         """The raw setting as the project wrote it (``{}`` when absent)."""
@@ -45,11 +47,15 @@ class ConcernSettings:
         return self._cache
 
     def __getattr__(self, name: str) -> Any:
+        # only called for names not set on the instance: the value is kept there, so
+        # the next read is a plain attribute lookup (dropped on setting_changed)
         if name.isupper():
             try:
-                return self.as_dict()[name]
+                value = self.as_dict()[name]
             except KeyError:
                 raise AttributeError(f"{self.setting_name} has no key {name!r}") from None
+            setattr(self, name, value)
+            return value
         raise AttributeError(name)
 
     def check_shape(self) -> list[checks.CheckMessage]:

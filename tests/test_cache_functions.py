@@ -153,6 +153,22 @@ def test_refresh_task(backend):
     assert isinstance(failed.result, TypeError)
 
 
+def test_refresh_task_on_a_real_worker(celery_app):
+    # A worker of this test's own (a thread, started and stopped here) consuming from
+    # the test Redis; the session's worker must not live through the Redis outages.
+    from celery.contrib.testing.worker import start_worker
+
+    make_product("a")
+    assert product_names() == ["a"]
+    Product.objects.filter(name="a").update(name="b")
+    with start_worker(celery_app, pool="solo", perform_ping_check=False):
+        task = refresh_cached.delay("tests.test_cache_functions.product_names")
+        task.get(timeout=60)
+    assert task.successful()
+    assert product_names() == ["b"]
+    assert calls == [("names", True), ("names", True)]
+
+
 class Shop:
     def __init__(self, name):
         self.name = name

@@ -112,8 +112,8 @@ setting_changed.connect(_reset, dispatch_uid="django_scalekit.cache.engine")
 
 def get_store() -> stores.Store:
     global _store
-    alias = conf.CACHE
-    if _store is None or _store[0] != alias:
+    if _store is None:  # reset when CACHES or SCALEKIT_CACHE change
+        alias = conf.CACHE
         _store = (alias, stores.store_for(alias))
     return _store[1]
 
@@ -302,30 +302,34 @@ class Bump:
         bump_now(self.alias, self.tables)
 
 
-def written_tables() -> set[str]:
-    """Tables written by the open transactions of this thread's connections."""
+def atomic_connections() -> list[Any]:
+    """This thread's connections inside an atomic block (none: plain autocommit)."""
+    return [c for c in connections.all(initialized_only=True) if c.in_atomic_block]
+
+
+def written_tables(atomic: list[Any]) -> set[str]:
+    """Tables written by the open transactions of the ``atomic`` connections."""
     out: set[str] = set()
-    for connection in connections.all(initialized_only=True):
-        if connection.in_atomic_block:
-            for _sids, func, *_ in connection.run_on_commit:
-                if isinstance(func, Bump):
-                    out |= func.tables
+    for connection in atomic:
+        for _sids, func, *_ in connection.run_on_commit:
+            if isinstance(func, Bump):
+                out |= func.tables
     return out
 
 
 _SNAPSHOT_LEVELS = {"REPEATABLE_READ", "SERIALIZABLE", 2, 3}
 
 
-def snapshot_transaction(alias: str | None) -> bool:
+def snapshot_transaction(alias: str | None, atomic: list[Any]) -> bool:
     """True inside a transaction whose reads may be older than the latest commit.
 
     On PostgreSQL that is REPEATABLE READ or SERIALIZABLE (set through
     ``OPTIONS["isolation_level"]`` or the driver connection); on other databases any
-    transaction, whose snapshot rules we do not rely on.
+    transaction, whose snapshot rules we do not rely on. ``atomic``: the connections
+    in atomic blocks; ``alias``: only that one counts.
     """
-    conns = [connections[alias]] if alias else connections.all(initialized_only=True)
-    for connection in conns:
-        if not connection.in_atomic_block:
+    for connection in atomic:
+        if alias is not None and connection.alias != alias:
             continue
         if connection.vendor != "postgresql":
             return True
@@ -409,13 +413,15 @@ def fetch(
             deps = found | _learned.get(key_digest, frozenset())
         return deps
 
-    if snapshot_transaction(alias if record else None):
-        return bypass(compute)
-    written = written_tables()
-    if written:
-        needed = dependencies()
-        if needed is None or needed & written:
+    atomic = atomic_connections()
+    if atomic:
+        if snapshot_transaction(alias if record else None, atomic):
             return bypass(compute)
+        written = written_tables(atomic)
+        if written:
+            needed = dependencies()
+            if needed is None or needed & written:
+                return bypass(compute)
     if not usable():
         return bypass(compute)
     key = value_key(alias, key_digest)
@@ -527,8 +533,7 @@ async def aget(material: bytes, alias: str, record: bool = True) -> tuple[bool, 
         or not receivers_connected
         or time.monotonic() < _down_until
         or _owed()
-        or snapshot_transaction(alias if record else None)
-        or written_tables()
+        or atomic_connections()  # the sync path decides what a transaction may read
     ):
         return False, None
     key = value_key(alias, digest(material))

@@ -6,7 +6,8 @@ every counter still holds the token in its header, so a value written late (afte
 bump) is never served, whatever the backend.
 
 ``RedisStore`` does each step in one round trip with a Lua script, and stores only if
-the counters are unchanged at that instant (atomic compare-and-set). ``DjangoStore``
+the counters are unchanged at that instant (atomic compare-and-set); a hit on a key
+whose counters it already knows is a single ``MGET`` of the value and the counters. ``DjangoStore``
 works on any Django cache backend: its compare-and-set is not atomic, and correctness
 rests on the check at read time instead (a value stored after a bump carries the old
 token and is never served).
@@ -136,10 +137,30 @@ class RedisStore:
         self._release = client.register_script(RELEASE)
         self._bump = client.register_script(BUMP)
         self._async: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+        self._vkeys: dict[str, list[str]] = {}  # value key -> the counters it was under
 
     def get(self, key: str) -> bytes | None:
+        vkeys = self._vkeys.get(key)
+        if vkeys is not None:
+            # the counters this key was stored under last time: one MGET reads the
+            # value and their current tokens at one instant, cheaper than a script
+            found = self.client.mget([key, *vkeys])
+            data = found[0]
+            parsed = parse_header(data) if data else None
+            if parsed is None:
+                return None
+            if parsed[0] == vkeys:
+                current = [_text(v) for v in found[1:]]
+                return bytes(data) if current == parsed[1] else None
         value = self._hit(keys=[key])
-        return bytes(value) if value else None
+        if not value:
+            return None
+        parsed = parse_header(value)
+        if parsed is not None:
+            if len(self._vkeys) > 10_000:
+                self._vkeys.clear()
+            self._vkeys[key] = parsed[0]
+        return bytes(value)
 
     async def aget(self, key: str) -> bytes | None:
         value = await self._async_hit()(keys=[key])
