@@ -201,6 +201,32 @@ def test_long_reader_makes_maintenance_give_up_while_inserts_keep_flowing(table)
     assert [s.name for s in result.applied] == [f"{table}_p202606"]
 
 
+@override_settings(SCALEKIT_PARTITIONING={"LOCK_TIMEOUT": "100ms", "LOCK_RETRIES": 5})
+def test_a_step_that_timed_out_is_retried_and_goes_through_once_the_reader_ends(table, monkeypatch):
+    options = {"interval": "month", "premake": 0, "default_partition": True}
+    maintain(table=table, options=options, now=at(2026, 5, 10))
+    reader = Reader(table)
+    reader.start()
+    assert reader.ready.wait(10)
+    pauses: list[float] = []
+    sleep = time.sleep
+
+    def pause(seconds: float) -> None:  # the backoff after an attempt hit LOCK_TIMEOUT
+        pauses.append(seconds)
+        reader.release.set()
+        sleep(seconds)
+
+    monkeypatch.setattr(time, "sleep", pause)
+    try:
+        result = maintain(table=table, options=options, now=at(2026, 6, 10))
+    finally:
+        reader.release.set()
+        reader.join(10)
+    assert pauses, "the first attempt should have given up at LOCK_TIMEOUT"
+    assert [s.name for s in result.applied] == [f"{table}_p202606"]
+    assert [p.name for p in ranges(table)] == [f"{table}_p202605", f"{table}_p202606"]
+
+
 def test_without_a_default_partition_a_long_reader_does_not_block_creation(table):
     maintain(table=table, options=MONTH, now=at(2026, 5, 10))
     reader = Reader(table)

@@ -80,6 +80,57 @@ def test_a_gap_is_filled_and_nothing_overlaps():
         drop_family(table)
 
 
+def month_partitions(table: str, *months: tuple[int, int]) -> None:
+    with connection.cursor() as cursor:
+        for year, month in months:
+            nxt = (year + month // 12, month % 12 + 1)
+            cursor.execute(
+                f"CREATE TABLE {table}_m{year}{month:02} PARTITION OF {table} FOR VALUES FROM "
+                f"('{year}-{month:02}-01 00:00+00') TO ('{nxt[0]}-{nxt[1]:02}-01 00:00+00')"
+            )
+
+
+def test_a_gap_beyond_premake_is_filled_up_to_the_newest_partition():
+    table = make_parent("pt_gapahead")
+    try:
+        # January and June exist; premake 2 covers February and March.
+        month_partitions(table, (2026, 1), (2026, 6))
+        result = maintain(table=table, options=MONTH, now=at(2026, 1, 10))
+        assert [s.name for s in result.applied] == [f"{table}_p2026{m:02}" for m in (2, 3, 4, 5)]
+        parts = ranges(table)
+        assert_contiguous(parts)
+        assert (parts[0].lower, parts[-1].upper) == (at(2026, 1, 1), at(2026, 7, 1))
+    finally:
+        drop_family(table)
+
+
+def test_the_gap_fill_skips_expired_ranges_and_stops_at_a_foreign_upper_bound():
+    table = make_parent("pt_gapexp")
+    try:
+        month_partitions(table, (2025, 1))
+        with connection.cursor() as cursor:  # another tool's range, bounds at 10:00
+            cursor.execute(
+                f"CREATE TABLE {table}_foreign PARTITION OF {table} FOR VALUES FROM "
+                "('2026-06-10 10:00+00') TO ('2026-07-10 10:00+00')"
+            )
+        options = {**MONTH, "retention": "6 months", "on_expire": "detach"}
+        result = maintain(table=table, options=options, now=at(2026, 1, 10))
+        created = [(s.lower, s.upper) for s in result.applied if s.action == "create"]
+        # Nothing for February-June 2025: those slots are already older than the retention.
+        assert created[0] == (at(2025, 7, 1), at(2025, 8, 1))
+        # Up to the foreign range, and not past its upper bound.
+        assert created[-1] == (at(2026, 6, 1), at(2026, 6, 10, 10))
+        assert [(s.action, s.name) for s in result.applied if s.action != "create"] == [
+            ("detach", f"{table}_m202501")
+        ]
+        parts = ranges(table)
+        assert_contiguous(parts)
+        assert (parts[0].lower, parts[-1].upper) == (at(2025, 7, 1), at(2026, 7, 10, 10))
+        assert maintain(table=table, options=options, now=at(2026, 1, 10)).applied == []
+    finally:
+        drop_family(table)
+
+
 def test_ranges_made_by_another_tool_at_10_00_are_respected():
     """Bounds starting at the hour a job ran (as django-postgres-extra makes them)."""
     table = make_parent("pt_foreign")

@@ -149,8 +149,9 @@ def compute(
     label: str = "",
 ) -> Plan:
     """The steps that bring the table to: every slot from the oldest kept partition to
-    ``premake`` intervals ahead covered exactly once, no row left in the DEFAULT
-    partition, and no partition whose upper bound is older than the retention."""
+    ``premake`` intervals ahead (or to the newest partition, if that is further) covered
+    exactly once, no row left in the DEFAULT partition, and no partition whose upper
+    bound is older than the retention."""
     tz = zoneinfo.ZoneInfo(options.timezone)
     interval = options.interval
     parts = sorted(partitions, key=lambda p: (p.lower is not None, p.lower or 0))  # type: ignore[arg-type]
@@ -175,32 +176,37 @@ def compute(
     if options.default_partition and default is None:
         steps.append(Step("create_default", f"{table}_default"))
 
-    # Slots to cover: from the oldest partition (gaps are filled) or now, to premake ahead,
-    # but never a slot that would already be expired.
-    start = bounds.floor(now_value, interval, tz)
-    lowers = [p.lower for p in kept if p.lower is not None]
-    if lowers:
-        start = min(start, bounds.floor(min(lowers), interval, tz))  # type: ignore[type-var]
-    if cutoff is not None:
-        start = max(start, bounds.floor(cutoff, interval, tz))  # type: ignore[type-var]
-    end = bounds.add(bounds.floor(now_value, interval, tz), interval, tz, options.premake + 1)
-    slots: dict[Bound, Bound] = {}
-    cursor = start
-    while cursor < end:  # type: ignore[operator]
-        nxt = bounds.add(cursor, interval, tz)
-        slots[cursor] = nxt
-        cursor = nxt
-
     # Rows waiting in the DEFAULT partition get their slot created, whatever its age.
     waiting: dict[Bound, int] = {}
+    needed: dict[Bound, Bound] = {}
     for hour, count in default_hours:
         if hour is None:  # a NULL key: no range can take these rows
             continue
         for value in {hour, _hour_end(hour)}:
             lo, hi = bounds.slot(value, interval, tz)
-            slots.setdefault(lo, hi)
+            needed[lo] = hi
         lo = bounds.floor(hour, interval, tz)
         waiting[lo] = waiting.get(lo, 0) + count
+
+    # Slots to cover: from the oldest partition (or waiting row, or now) to premake ahead
+    # or to the newest partition (or waiting row), whichever is further, so that every gap
+    # is filled; but never a slot that would already be expired.
+    floor_now = bounds.floor(now_value, interval, tz)
+    known = [b for p in kept for b in (p.lower, p.upper) if b is not None]
+    start = bounds.floor(min([now_value, *known, *needed]), interval, tz)  # type: ignore[type-var]
+    if cutoff is not None:
+        start = max(start, bounds.floor(cutoff, interval, tz))  # type: ignore[type-var]
+    end = bounds.add(floor_now, interval, tz, options.premake + 1)
+    newest = max([end, *known, *needed.values()])  # type: ignore[type-var]
+    slots = dict(needed)
+    cut: dict[Bound, Bound] = {}  # past premake, a slot is filled only up to the newest bound
+    cursor = start
+    while cursor < newest:  # type: ignore[operator]
+        nxt = bounds.add(cursor, interval, tz)
+        slots.setdefault(cursor, nxt)
+        if nxt > newest:  # type: ignore[operator]
+            cut[cursor] = newest
+        cursor = nxt
 
     creates: list[tuple[Bound, Bound, bool, int]] = []
     first = 0  # ranges never overlap, so sorted by lower bound they are sorted by upper too
@@ -208,7 +214,7 @@ def compute(
         hi = slots[lo]
         while first < len(taken) and taken[first][1] is not None and taken[first][1] <= lo:  # type: ignore[operator]
             first += 1
-        for piece_lo, piece_hi in _uncovered(lo, hi, taken[first:]):
+        for piece_lo, piece_hi in _uncovered(lo, cut.get(lo, hi), taken[first:]):
             aligned = (piece_lo, piece_hi) == (lo, hi)
             creates.append((piece_lo, piece_hi, aligned, waiting.get(lo, 0) if aligned else 0))
     wanted = [partition_name(table, lo, interval, tz, aligned) for lo, _, aligned, _ in creates]
