@@ -70,7 +70,7 @@ def check_counter(counter: Counter) -> list[checks.CheckMessage]:
         return errors
     assert counter.child is not None
     assert counter.fk is not None
-    if counter.mode in ("signals", "deferred"):
+    if counter.mode == "signals":
         manager = counter.child._default_manager
         from django_scalekit.denorm.query import CounterQuerySet
 
@@ -92,7 +92,8 @@ def check_counter(counter: Counter) -> list[checks.CheckMessage]:
                     f"{counter.label}: {counter.fk.model.__name__}.{counter.fk.name} uses "
                     f"on_delete={getattr(on_delete, '__name__', 'SET(...)')}, which moves "
                     "children with an UPDATE Django sends no signal for.",
-                    hint="Use mode='trigger', or on_delete=CASCADE, SET_NULL or PROTECT.",
+                    hint="Use mode='trigger' or 'deferred', "
+                    "or on_delete=CASCADE, SET_NULL or PROTECT.",
                     obj=obj,
                     id="django_scalekit.E036",
                 )
