@@ -146,6 +146,8 @@ def _check_filter(counter: Counter) -> list[checks.CheckMessage]:
         else:
             if len(query.alias_map) > 1:
                 problem = "follows a relation to another model"
+            else:
+                problem = _reads_other_rows(counter)
     if problem is None:
         return []
     return [
@@ -157,6 +159,18 @@ def _check_filter(counter: Counter) -> list[checks.CheckMessage]:
             id="django_scalekit.E032",
         )
     ]
+
+
+def _reads_other_rows(counter: Counter) -> str | None:
+    """What the compiled filter reads besides the row itself (raw SQL subqueries), if any."""
+    from django_scalekit.denorm.trigger import filter_template
+
+    assert counter.child is not None
+    try:
+        filter_template(counter, router.db_for_write(counter.child) or "default", "r")
+    except ValueError as exc:
+        return str(exc).removeprefix("it ")
+    return None
 
 
 def _keys(q: Q) -> set[str]:

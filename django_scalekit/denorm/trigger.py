@@ -63,7 +63,7 @@ def names(counter: Counter) -> tuple[str, str]:
 
 
 def filter_template(counter: Counter, alias: str, row: str) -> tuple[str, Any]:
-    """The counter's filter as SQL on ``row`` (``OLD`` or ``NEW``), and its parameters.
+    """The counter's filter as SQL on ``row`` (an alias of the child's rows), and its parameters.
 
     Raises ``ValueError`` naming the construct when the filter reads anything
     but the row itself. Needs no database connection (the system check uses it).
