@@ -1,35 +1,44 @@
 """Counters: insert throughput per mode, read cost, recount cost (a script, not a timed test).
 
-    .nox/tests-django5-2/bin/python benchmarks/denorm.py [--seconds 2] [--rounds 3]
+    nox -s bench -- denorm   (or: python benchmarks/denorm.py [--seconds 2] [--rounds 9])
 
 Starts the test rig's servers (or uses DATABASE_URL/REPLICA_URL/REDIS_URL), creates the
 test database, then measures on the test app's Board/Post tables:
 
-1. inserts/s with 4 writer threads (one ``Post`` per transaction), spread over 1,000 parents
-   and all on one hot parent, with no counter and with one counter in each mode;
+1. inserts/s with 4 writer processes (one ``Post`` per transaction), spread over 1,000
+   parents and all on one hot parent, with no counter, with one counter in each mode, and
+   with django-counter-field when it is installed (``nox -s bench`` installs it);
 2. reading a counter vs ``COUNT(*)`` of one parent's children, over 1,000,000 children;
 3. ``recount()`` of 1,000,000 children vs one ``GROUP BY`` over the child table.
 
-Modes are interleaved in every round, so machine noise hits all of them alike.
+Modes are interleaved in every round, so machine noise hits all of them alike. The writers
+are processes, as in a deployment (one interpreter each, no shared GIL), and the cache is
+off (``_settings_nocache``), so a write costs only its own statements and the counter's.
 """
 
 from __future__ import annotations
 
 import argparse
 import atexit
+import importlib.util
+import multiprocessing
 import os
 import random
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-MODES = ("no counter", "signals", "trigger", "deferred")
+HAS_COUNTER_FIELD = importlib.util.find_spec("django_counter_field") is not None
+MODES = ("no counter", "signals", "trigger", "deferred") + (
+    ("counter-field",) if HAS_COUNTER_FIELD else ()
+)
+WRITERS = 4
 
 
 def setup() -> None:
@@ -37,7 +46,7 @@ def setup() -> None:
 
     rig = Rig.from_environment()
     atexit.register(rig.stop)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "_settings_nocache")
     import django
 
     django.setup()
@@ -45,6 +54,39 @@ def setup() -> None:
 
     config = setup_databases(verbosity=0, interactive=False)
     atexit.register(teardown_databases, config, verbosity=0)
+
+
+def counter_field_models() -> tuple[Any, Any]:
+    """A Board/Post pair counted by django-counter-field (its ``CounterField`` and mixin)."""
+    from django.db import connection, models
+    from django_counter_field import CounterField, CounterMixin, connect_counter
+
+    class CfBoard(models.Model):
+        name = models.CharField(max_length=50)
+        post_count = CounterField()
+
+        class Meta:
+            app_label = "testapp"
+
+        def __str__(self) -> str:
+            return self.name
+
+    class CfPost(CounterMixin, models.Model):  # type: ignore[misc]
+        board = models.ForeignKey(CfBoard, models.CASCADE, related_name="posts")
+        published = models.BooleanField(default=False)
+        title = models.CharField(max_length=100, blank=True)
+
+        class Meta:
+            app_label = "testapp"
+
+        def __str__(self) -> str:
+            return self.title
+
+    with connection.schema_editor() as editor:
+        editor.create_model(CfBoard)
+        editor.create_model(CfPost)
+    connect_counter("post_count", CfPost.board, lambda post: post.published)
+    return CfBoard, CfPost
 
 
 def use(mode: str) -> None:
@@ -59,52 +101,59 @@ def use(mode: str) -> None:
 
     (by_trigger,) = find("testapp.Board.post_count")
     (total,) = find("testapp.Board.posts_total")
-    (python_side,) = find("testapp.Board.posts_deferred")
+    (other,) = find("testapp.Board.posts_deferred")
+    other.mode = "deferred"
     with connection.cursor() as cursor:
-        for counter in (by_trigger, total):
+        for counter in (by_trigger, total, other):
             for sql in drop_sql(counter, "default"):
                 cursor.execute(sql)
-        if mode == "trigger":
-            for sql in install_sql(by_trigger, "default"):
+        if mode in ("trigger", "deferred"):
+            for sql in install_sql(by_trigger if mode == "trigger" else other, "default"):
                 cursor.execute(sql)
     uid = f"scalekit_denorm:{Post._meta.label}"
     for signal in (pre_save, post_save, pre_delete, post_delete):
         signal.disconnect(sender=Post, dispatch_uid=uid)
-    if mode in ("signals", "deferred"):
-        python_side.mode = mode
+    if mode == "signals":
+        other.mode = "signals"  # the same filtered counter, kept by the receivers
         receivers.connect(Post)
 
 
-def insert_rate(boards: list[int], seconds: float, threads: int = 4) -> float:
+def _writer(model: Any, boards: list[int], seed: int, seconds: float, start: Any, out: Any) -> None:
     from django.db import connection, transaction
 
-    from django_scalekit.denorm import fold
-    from tests.testapp.models import Post
-
-    done = [0] * threads
+    rnd = random.Random(seed)
+    connection.ensure_connection()
+    start.wait()
     stop = time.monotonic() + seconds
-    start = threading.Barrier(threads)
+    n = 0
+    while time.monotonic() < stop:
+        with transaction.atomic():
+            model.objects.create(board_id=rnd.choice(boards), published=True)
+        n += 1
+    out.put(n)
 
-    def writer(i: int) -> None:
-        rnd = random.Random(i)
-        start.wait()
-        n = 0
-        while time.monotonic() < stop:
-            with transaction.atomic():
-                Post.objects.create(board_id=rnd.choice(boards), published=True)
-            n += 1
-        done[i] = n
-        connection.close()
 
-    workers = [threading.Thread(target=writer, args=(i,)) for i in range(threads)]
-    began = time.monotonic()
-    for t in workers:
-        t.start()
-    for t in workers:
-        t.join()
-    elapsed = time.monotonic() - began
+def insert_rate(model: Any, boards: list[int], seconds: float) -> float:
+    """Inserts/s of ``WRITERS`` processes, each a forked copy of this one."""
+    from django.db import connections
+
+    from django_scalekit.denorm import fold
+
+    ctx = multiprocessing.get_context("fork")
+    connections.close_all()  # each writer opens its own
+    start = ctx.Barrier(WRITERS)
+    out = ctx.Queue()
+    writers = [
+        ctx.Process(target=_writer, args=(model, boards, i, seconds, start, out))
+        for i in range(WRITERS)
+    ]
+    for w in writers:
+        w.start()
+    done = sum(out.get() for _ in writers)
+    for w in writers:
+        w.join()
     fold()  # deferred mode's queue, folded outside the timed window (a Celery beat task)
-    return sum(done) / elapsed
+    return done / seconds
 
 
 def timed(fn: object, repeat: int) -> list[float]:
@@ -119,7 +168,7 @@ def timed(fn: object, repeat: int) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=2.0, help="per measurement")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--children", type=int, default=1_000_000)
     args = parser.parse_args()
     setup()
@@ -131,21 +180,67 @@ def main() -> None:
 
     boards = [Board.objects.create(name=f"b{i}").pk for i in range(1000)]
     shapes = {"spread (1,000 parents)": boards, "hot (one parent)": boards[:1]}
+    models: dict[str, tuple[Any, dict[str, list[int]]]] = {mode: (Post, shapes) for mode in MODES}
+    if HAS_COUNTER_FIELD:
+        CfBoard, CfPost = counter_field_models()
+        cf_boards = [CfBoard.objects.create(name=f"b{i}").pk for i in range(1000)]
+        models["counter-field"] = (
+            CfPost,
+            {"spread (1,000 parents)": cf_boards, "hot (one parent)": cf_boards[:1]},
+        )
+    else:
+        print("django-counter-field is not installed: no column for it (see docs/denorm.md)")
     rates: dict[tuple[str, str], list[float]] = {}
-    for _ in range(args.rounds):
-        for shape, keys in shapes.items():
-            for mode in MODES:
-                use(mode)
-                rates.setdefault((shape, mode), []).append(insert_rate(keys, args.seconds))
+    ratios: dict[tuple[str, str], list[float]] = {}
+    loads = [os.getloadavg()[0]]
+    counted = MODES[1:]
+    for r in range(args.rounds):
+        # Each round brackets the counters (in a rotating order) between two no-counter
+        # windows, and each ratio is taken against that round's own baseline: the load
+        # of this shared machine drifts within seconds, so rounds are compared, not runs.
+        order = counted[r % len(counted) :] + counted[: r % len(counted)]
+        for shape in shapes:
+            got: dict[str, float] = {}
+            for mode in ("no counter", *order):
+                use("no counter" if mode == "counter-field" else mode)
+                model, keys = models[mode]
+                got[mode] = insert_rate(model, keys[shape], args.seconds)
+            model, keys = models["no counter"]
+            use("no counter")
+            base = (got["no counter"] + insert_rate(model, keys[shape], args.seconds)) / 2
+            for mode, rate in got.items():
+                rates.setdefault((shape, mode), []).append(rate)
+                ratios.setdefault((shape, mode), []).append(rate / base)
+        loads.append(os.getloadavg()[0])
 
-    print(f"\nInserts/s, 4 threads, one insert per transaction ({args.rounds} rounds)")
-    print(f"{'':24} {'mode':12} {'min':>8} {'median':>8} {'vs none':>8}")
+    print(
+        f"\nInserts/s, {WRITERS} writer processes, one insert per transaction "
+        f"({args.rounds} rounds of {args.seconds:g} s; 1-minute load average "
+        f"{min(loads):.1f}-{max(loads):.1f}, median {statistics.median(loads):.1f})"
+    )
+    print(
+        f"{'':24} {'mode':14} {'median/s':>9} {'vs none':>8} {'rounds':>11}  "
+        "(vs none: median of the per-round ratios)"
+    )
     for shape in shapes:
-        base = statistics.median(rates[(shape, "no counter")])
         for mode in MODES:
-            samples = rates[(shape, mode)]
-            med = statistics.median(samples)
-            print(f"{shape:24} {mode:12} {min(samples):8.0f} {med:8.0f} {med / base:8.2f}")
+            rs = ratios[(shape, mode)]
+            print(
+                f"{shape:24} {mode:14} {statistics.median(rates[(shape, mode)]):9.0f} "
+                f"{statistics.median(rs):8.2f} {min(rs):5.2f}-{max(rs):<5.2f}"
+            )
+    if HAS_COUNTER_FIELD:
+        for shape in shapes:
+            per_round = [
+                a / b
+                for a, b in zip(
+                    rates[(shape, "signals")], rates[(shape, "counter-field")], strict=True
+                )
+            ]
+            print(
+                f"{shape:24} signals / counter-field {statistics.median(per_round):.2f} "
+                f"({min(per_round):.2f}-{max(per_round):.2f})"
+            )
 
     # Read and recount cost over a large child table.
     use("no counter")
@@ -167,15 +262,27 @@ def main() -> None:
             )
             cursor.fetchall()
 
-        group = timed(group_by, 3)
-    recounts = timed(lambda: recount(Board.post_count), 3)
-    print(f"\nRecount vs one GROUP BY over {args.children:,} children (seconds, 3 runs)")
-    print(f"{'GROUP BY':24} min {min(group):.3f}  median {statistics.median(group):.3f}")
-    ratio = statistics.median(recounts) / statistics.median(group)
-    print(
-        f"{'recount(batch 1000)':24} min {min(recounts):.3f}  median "
-        f"{statistics.median(recounts):.3f}  ratio {ratio:.2f}"
-    )
+        def drift_all() -> None:
+            cursor.execute("UPDATE testapp_board SET post_count = 0")
+
+        # Interleaved: GROUP BY, recount with every parent drifted, recount with none.
+        group: list[float] = []
+        fixing: list[float] = []
+        clean: list[float] = []
+        for _ in range(args.rounds):
+            group += timed(group_by, 1)
+            drift_all()
+            fixing += timed(lambda: recount(Board.post_count), 1)
+            clean += timed(lambda: recount(Board.post_count), 1)
+    base = statistics.median(group)
+    print(f"\nRecount vs one GROUP BY over {args.children:,} children (s, {args.rounds} rounds)")
+    for name, samples in (
+        ("GROUP BY", group),
+        ("recount, all drifted", fixing),
+        ("recount, none drifted", clean),
+    ):
+        med = statistics.median(samples)
+        print(f"{name:24} min {min(samples):.3f}  median {med:.3f}  ratio {med / base:.2f}")
 
     rnd = random.Random(0)
     counter_reads = timed(

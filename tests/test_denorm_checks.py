@@ -6,6 +6,7 @@ import pytest
 from django.core import checks
 from django.db import models
 from django.db.models import Q
+from django.db.models.expressions import RawSQL
 from django.test.utils import isolate_apps
 
 from django_scalekit.denorm import CounterField, CounterQuerySet
@@ -59,6 +60,7 @@ def test_e031_relation_that_does_not_exist():
         (Q(product__active=True), "follows a relation"),
         (Q(stars=5), "not valid on testapp.Review"),
         (Q(pk__in=User.objects.values("pk")), "query on another table"),
+        (Q(rating__in=RawSQL('SELECT "id" FROM "testapp_user"', [])), "reads other rows"),
     ],
 )
 def test_e032_filter_on_another_model_or_unknown_field(q, says):

@@ -1,4 +1,4 @@
-"""Deferred mode: writers queue deltas, fold() applies them exactly once."""
+"""Deferred mode: a trigger queues the deltas of every write, fold() applies them exactly once."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import pytest
 from django.db import connection, connections, transaction
 
 from django_scalekit.denorm import fold, pending, recount
+from django_scalekit.denorm.counters import find
+from django_scalekit.denorm.trigger import installed
 from tests.test_denorm_support import drift, in_thread
 from tests.testapp.models import Board, Post
 
@@ -41,6 +43,16 @@ def test_writes_queue_deltas_and_fold_applies_them(boards):
     assert pending(Board.posts_deferred, a.pk) == 0
     assert drift() == {}
     assert fold() == 0  # nothing left
+
+
+@pytest.mark.django_db
+def test_the_queue_trigger_is_installed_and_an_insert_costs_no_extra_statement(boards, queries):
+    (counter,) = find("testapp.Board.posts_deferred")
+    assert installed(counter, "default")
+    with queries("default") as c:
+        Post.objects.create(board=boards[0], published=True)
+    assert [q.split()[0] for q in c.queries("default")] == ["INSERT"]
+    assert pending(Board.posts_deferred, boards[0].pk) == 1
 
 
 @pytest.mark.django_db

@@ -9,7 +9,7 @@ import pytest
 from django.db import connection, transaction
 from django.db.migrations.loader import MigrationLoader
 
-from django_scalekit.denorm import recount
+from django_scalekit.denorm import fold, recount
 from django_scalekit.denorm.counters import find
 from django_scalekit.denorm.trigger import CounterTrigger, installed
 from tests.test_denorm_support import drift, in_thread
@@ -78,6 +78,8 @@ def test_raw_sql_writes(boards):
         assert (counts(a), counts(b)) == ((3, 3), (0, 3))
         cur.execute("DELETE FROM testapp_post WHERE board_id = %s", [a.pk])
         assert counts(a) == (0, 0)
+    assert drift() == {}  # the deferred counter's queue included
+    assert fold() > 0
     assert drift() == {}
 
 

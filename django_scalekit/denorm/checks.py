@@ -70,7 +70,7 @@ def check_counter(counter: Counter) -> list[checks.CheckMessage]:
         return errors
     assert counter.child is not None
     assert counter.fk is not None
-    if counter.mode in ("signals", "deferred"):
+    if counter.mode == "signals":
         manager = counter.child._default_manager
         from django_scalekit.denorm.query import CounterQuerySet
 
@@ -92,7 +92,8 @@ def check_counter(counter: Counter) -> list[checks.CheckMessage]:
                     f"{counter.label}: {counter.fk.model.__name__}.{counter.fk.name} uses "
                     f"on_delete={getattr(on_delete, '__name__', 'SET(...)')}, which moves "
                     "children with an UPDATE Django sends no signal for.",
-                    hint="Use mode='trigger', or on_delete=CASCADE, SET_NULL or PROTECT.",
+                    hint="Use mode='trigger' or 'deferred', "
+                    "or on_delete=CASCADE, SET_NULL or PROTECT.",
                     obj=obj,
                     id="django_scalekit.E036",
                 )
@@ -145,6 +146,8 @@ def _check_filter(counter: Counter) -> list[checks.CheckMessage]:
         else:
             if len(query.alias_map) > 1:
                 problem = "follows a relation to another model"
+            else:
+                problem = _reads_other_rows(counter)
     if problem is None:
         return []
     return [
@@ -156,6 +159,18 @@ def _check_filter(counter: Counter) -> list[checks.CheckMessage]:
             id="django_scalekit.E032",
         )
     ]
+
+
+def _reads_other_rows(counter: Counter) -> str | None:
+    """What the compiled filter reads besides the row itself (raw SQL subqueries), if any."""
+    from django_scalekit.denorm.trigger import filter_template
+
+    assert counter.child is not None
+    try:
+        filter_template(counter, router.db_for_write(counter.child) or "default", "r")
+    except ValueError as exc:
+        return str(exc).removeprefix("it ")
+    return None
 
 
 def _keys(q: Q) -> set[str]:

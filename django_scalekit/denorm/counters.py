@@ -21,7 +21,9 @@ from django.db.models.signals import class_prepared
 
 MODES = ("signals", "trigger", "deferred")
 # Modes whose counters the receivers and CounterQuerySet maintain.
-PYTHON_MODES = ("signals", "deferred")
+PYTHON_MODES = ("signals",)
+# Modes whose counters PostgreSQL triggers maintain (installed by CounterTrigger).
+TRIGGER_MODES = ("trigger", "deferred")
 
 
 @dataclass(eq=False)

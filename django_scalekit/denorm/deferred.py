@@ -1,10 +1,11 @@
 """Deferred mode: writers append deltas; a task folds them into the counter in batches.
 
 A hot parent (one product taking thousands of reviews a second) turns every
-counter update into a queue on one row lock. In deferred mode the writing
-transaction only inserts a ``(counter, parent, delta)`` row into
-``scalekit_counter_delta`` (no lock on the parent), so a rollback drops it and
-a commit keeps it. ``fold()`` then moves a batch into the counters in one
+counter update into a queue on one row lock. In deferred mode a trigger on the
+child table (installed by ``CounterTrigger``, see ``trigger.py``) only inserts
+``(counter, parent, delta)`` rows into ``scalekit_counter_delta`` in the
+writing statement (no lock on the parent, no extra round trip), so a rollback
+drops them and a commit keeps them. ``fold()`` then moves a batch into the counters in one
 transaction: it locks the batch's parents in key order, then one statement
 does the ``DELETE ... RETURNING`` of the batch and the ``UPDATE`` of the
 parents. They commit together or not at all, so a folder killed mid-batch loses
@@ -15,7 +16,6 @@ nothing and applies nothing twice. Reads that need the exact value add
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
@@ -37,19 +37,6 @@ def table_sql() -> list[str]:
         "parent_key varchar(255) NOT NULL, delta integer NOT NULL)",
         f"CREATE INDEX IF NOT EXISTS {TABLE}_counter_parent ON {TABLE} (counter, parent_key)",
     ]
-
-
-def add(counter: Counter, deltas: Mapping[Any, int], using: str) -> None:
-    """Queue ``deltas`` in the writing transaction (one multi-row INSERT)."""
-    rows = [(counter.label, str(k), d) for k, d in sorted(deltas.items()) if k is not None and d]
-    if not rows:
-        return
-    values = ", ".join(["(%s, %s, %s)"] * len(rows))
-    with connections[using].cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {TABLE} (counter, parent_key, delta) VALUES {values}",
-            [v for row in rows for v in row],
-        )
 
 
 def pending(field: Any, key: Any, *, using: str | None = None) -> int:

@@ -16,7 +16,8 @@ class CounterField(models.PositiveBigIntegerField):  # type: ignore[type-arg]
     """The number of children in ``relation`` (a related name) matching ``filter``.
 
     ``mode="signals"`` keeps it exact from Django's writes; ``mode="trigger"``
-    from any writer, with a PostgreSQL trigger installed by ``CounterTrigger``.
+    from any writer, with a PostgreSQL trigger installed by ``CounterTrigger``;
+    ``mode="deferred"`` has that trigger queue deltas that ``fold()`` applies.
     """
 
     description = "Count of related rows"

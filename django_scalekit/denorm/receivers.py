@@ -6,8 +6,7 @@ from the instance, which may be stale: before a save or delete the row is read
 a save it is read again. Two stale copies deleting one row therefore decrement
 once: the second finds no row. Parents are always locked in one order (parent
 table, then key), so two transactions moving children in opposite directions
-cannot deadlock. Deferred counters take the same path but queue their deltas
-instead of updating the parent.
+cannot deadlock.
 """
 
 from __future__ import annotations
@@ -64,11 +63,7 @@ def apply_all(changes: list[tuple[Counter, Mapping[Any, int]]], using: str) -> N
     tables: dict[str, list[tuple[Counter, dict[Any, int]]]] = {}
     for counter, deltas in changes:
         nonzero = {k: d for k, d in deltas.items() if k is not None and d}
-        if nonzero and counter.mode == "deferred":
-            from django_scalekit.denorm import deferred
-
-            deferred.add(counter, nonzero, using)  # no parent lock: the point of the mode
-        elif nonzero:
+        if nonzero:
             tables.setdefault(counter.parent._meta.label, []).append((counter, nonzero))
     if not tables:
         return

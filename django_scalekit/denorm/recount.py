@@ -11,6 +11,10 @@ after the batch commits. No increment is lost and no table lock is taken.
 For a deferred counter the same statement also deletes the batch's queued
 deltas: children and deltas are committed together, and one statement has one
 snapshot, so it counts a child exactly when it deletes that child's delta.
+
+``UPDATE ... FROM ... RETURNING`` with the old value is PostgreSQL's. On other
+databases (SQLite for the demo) a batch is one ``SELECT`` of the drifted rows
+and one ``UPDATE`` of those parents to a correlated ``COUNT``.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
-from django.db.models import Count, F
+from django.db.models import Count, F, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.db.models.query_utils import DeferredAttribute
 
 from django_scalekit.denorm import conf
@@ -120,6 +125,7 @@ def _one_batch(
 
 
 def _batch(counter: Counter, keys: list[Any], alias: str, dry_run: bool) -> list[Any]:
+    """Set (or with ``dry_run`` only find) the batch's drifted counters: ``(key, stored, real)``."""
     assert counter.fk is not None
     conn = connections[alias]
     qn = conn.ops.quote_name
@@ -127,7 +133,7 @@ def _batch(counter: Counter, keys: list[Any], alias: str, dry_run: bool) -> list
     if counter.filter is not None:
         children = children.filter(counter.filter)
     grouped = children.values(sk_key=F(counter.fk.attname)).annotate(sk_n=Count("pk")).order_by()
-    child_sql, child_params = grouped.query.sql_with_params()
+    child_sql, child_params = grouped.query.get_compiler(using=alias).as_sql()
     table = qn(counter.parent._meta.db_table)
     col = qn(counter.column)
     target = qn(column_of(counter.parent, counter.target))
@@ -143,30 +149,52 @@ def _batch(counter: Counter, keys: list[Any], alias: str, dry_run: bool) -> list
             f"AND d.parent_key = CAST(p0.{target} AS varchar)), 0))"
         )
         stored_params = [counter.label]
+    # A real count is never negative, so -1 stands for a NULL stored value.
     joined = (
         f"{table} AS p0 LEFT JOIN ({child_sql}) AS s ON s.sk_key = p0.{target} "
-        f"WHERE p0.{target} IN ({marks}) AND {stored} IS DISTINCT FROM {real}"
+        f"WHERE p0.{target} IN ({marks}) AND COALESCE({stored}, -1) <> {real}"
     )
     params = [*child_params, *keys, *stored_params]
-    clear, clear_params = "", []
-    if counter.mode == "deferred" and not dry_run:
-        from django_scalekit.denorm.deferred import TABLE
-
-        clear = (
-            f"WITH cleared AS (DELETE FROM {TABLE} WHERE counter = %s "
-            f"AND parent_key IN ({marks}) RETURNING 1) "
-        )
-        clear_params = [counter.label, *(str(k) for k in keys)]
     with conn.cursor() as cursor:
-        if dry_run:
+        if dry_run or conn.vendor != "postgresql":
             cursor.execute(
                 f"SELECT p0.{target}, {stored}, {real} FROM {joined}",
                 [*stored_params, *params],
             )
-        else:
-            cursor.execute(
-                f"{clear}UPDATE {table} AS p SET {col} = {real} FROM {joined} "
-                f"AND p.{target} = p0.{target} RETURNING p.{target}, p0.{col}, p.{col}",
-                [*clear_params, *params],
+            drifted = sorted(cursor.fetchall())
+            if not dry_run and drifted:
+                _set_real(counter, [key for key, _, _ in drifted], alias)
+            return drifted
+        clear, clear_params = "", []
+        if counter.mode == "deferred":
+            from django_scalekit.denorm.deferred import TABLE
+
+            clear = (
+                f"WITH cleared AS (DELETE FROM {TABLE} WHERE counter = %s "
+                f"AND parent_key IN ({marks}) RETURNING 1) "
             )
+            clear_params = [counter.label, *(str(k) for k in keys)]
+        # One statement finds and sets the drifted rows and returns the old values.
+        cursor.execute(
+            f"{clear}UPDATE {table} AS p SET {col} = {real} FROM {joined} "
+            f"AND p.{target} = p0.{target} RETURNING p.{target}, p0.{col}, p.{col}",
+            [*clear_params, *params],
+        )
         return sorted(cursor.fetchall())
+
+
+def _set_real(counter: Counter, keys: list[Any], alias: str) -> None:
+    """The portable write: one ``UPDATE`` of the drifted parents to a correlated ``COUNT``.
+
+    The batch's parents are locked (``FOR UPDATE``; SQLite has one writer at a
+    time), so no counter adjustment lands between the ``SELECT`` that found these
+    rows and this statement, and the value written is the real count either way.
+    """
+    assert counter.fk is not None
+    children = counter.child_manager(alias).filter(**{counter.fk.attname: OuterRef(counter.target)})
+    if counter.filter is not None:
+        children = children.filter(counter.filter)
+    real = children.order_by().values(counter.fk.attname).annotate(n=Count("pk")).values("n")
+    counter.parent_manager(alias).filter(**{f"{counter.target}__in": keys}).update(
+        **{counter.field_name: Coalesce(Subquery(real), 0)}
+    )

@@ -27,7 +27,7 @@ def where(counter: Counter, alias: str) -> tuple[str, list[Any]]:
 
 
 def _cached(kind: str, counters: list[Counter], alias: str, build: Any) -> tuple[str, list[Any]]:
-    key = (kind, "|".join(c.label for c in counters), alias)
+    key = (kind, "|".join(f"{c.label}:{c.mode}" for c in counters), alias)
     if key not in _cache:
         _cache[key] = build()
     return _cache[key]
@@ -67,8 +67,7 @@ def keys_select(counters: list[Counter], alias: str, lock: bool) -> tuple[str, l
 
 
 def on_insert(counter: Counter, alias: str) -> tuple[str, list[Any]]:
-    """One statement that counts a new child row (its pk is the last parameter):
-    +1 on the parent, or a queued +1 in deferred mode."""
+    """One statement that counts a new child row (its pk is the last parameter)."""
 
     def build() -> tuple[str, list[Any]]:
         assert counter.child is not None
@@ -81,16 +80,6 @@ def on_insert(counter: Counter, alias: str) -> tuple[str, list[Any]]:
         cond, params = where(counter, alias)
         rows = f"FROM {child} WHERE {fk} IS NOT NULL AND {'(' + cond + ') AND ' if cond else ''}"
         rows += f"{child}.{qn(str(pk.column))} = %s"
-        if counter.mode == "deferred":
-            from django_scalekit.denorm.deferred import TABLE
-
-            # The label is a literal: the pk must stay the last parameter.
-            label = counter.label.replace("'", "''")
-            return (
-                f"INSERT INTO {TABLE} (counter, parent_key, delta) "
-                f"SELECT '{label}', CAST({fk} AS varchar(255)), 1 {rows}",
-                params,
-            )
         parent = qn(counter.parent._meta.db_table)
         col = qn(counter.column)
         target = qn(column_of(counter.parent, counter.target))

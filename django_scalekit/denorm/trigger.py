@@ -1,10 +1,11 @@
-"""Trigger mode: a PostgreSQL trigger on the child table keeps the counter exact.
+"""Trigger and deferred modes: PostgreSQL triggers on the child table.
 
-The trigger sees every write (the ORM, raw SQL, other programs), row by row,
-in the writing transaction. Its filter is the counter's ``Q`` compiled by
-Django against the child table and rewritten onto ``OLD``/``NEW``. Like the
-signals mode it updates the lower parent key first, so opposite moves do not
-deadlock. ``TRUNCATE`` is not seen; run a recount after one.
+The triggers see every write (the ORM, raw SQL, other programs) in the writing
+transaction. Their filter is the counter's ``Q`` compiled by Django against the
+child table and rewritten onto the statement's transition tables. In trigger
+mode they adjust the parents, locked in key order, so opposite moves do not
+deadlock; in deferred mode they queue the statement's deltas for ``fold()``
+and lock no parent. ``TRUNCATE`` is not seen; run a recount after one.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from django.db.migrations.operations.base import Operation
 from django.db.migrations.state import ProjectState
 from django.db.models.fields.reverse_related import ManyToOneRel
 
-from django_scalekit.denorm.counters import Counter, column_of
+from django_scalekit.denorm.counters import TRIGGER_MODES, Counter, column_of
 
 
 def counter_from_model(model: type[models.Model], field_name: str) -> Counter | None:
@@ -62,7 +63,7 @@ def names(counter: Counter) -> tuple[str, str]:
 
 
 def filter_template(counter: Counter, alias: str, row: str) -> tuple[str, Any]:
-    """The counter's filter as SQL on ``row`` (``OLD`` or ``NEW``), and its parameters.
+    """The counter's filter as SQL on ``row`` (an alias of the child's rows), and its parameters.
 
     Raises ``ValueError`` naming the construct when the filter reads anything
     but the row itself. Needs no database connection (the system check uses it).
@@ -121,34 +122,26 @@ def _nonzero(counter: Counter, alias: str, sources: Any) -> str:
 def install_sql(counter: Counter, alias: str, siblings: list[Counter] | None = None) -> list[str]:
     """Statement-level triggers (one per event) with transition tables.
 
-    Each statement's rows are folded into one delta per parent, and the
-    parents are locked in key order before any is updated, so concurrent
+    Each statement's rows are folded into one delta per parent. In trigger mode
+    the parents are locked in key order before any is updated, so concurrent
     statements never wait on each other in a cycle. ``siblings`` are the other
     trigger counters of the same parent and child tables: every one of their
-    functions locks the same set, so two counters cannot interleave either.
+    functions locks the same set, so two counters cannot interleave either. A
+    one-row ``INSERT`` or ``DELETE`` touches one parent whatever the counter, so
+    it skips the locking pass and updates that parent with one statement. In
+    deferred mode the deltas go to the queue, and no parent is locked.
     """
     assert counter.child is not None
-    assert counter.fk is not None
     qn = connections[alias].ops.quote_name
     fn, trigger = names(counter)
     child = qn(counter.child._meta.db_table)
-    parent = qn(counter.parent._meta.db_table)
-    col = qn(counter.column)
-    target = qn(column_of(counter.parent, counter.target))
     group = [counter, *(c for c in siblings or [] if c.label != counter.label)]
-    branches = []
-    for event, _refs, sources in EVENTS.values():
-        locked = " UNION ".join(
-            f"SELECT k FROM ({_nonzero(c, alias, sources)}) AS n" for c in group
-        )
-        branches.append(
-            f"""IF TG_OP = '{event}' THEN
-        PERFORM 1 FROM {parent} WHERE {target} IN ({locked})
-            ORDER BY {target} FOR NO KEY UPDATE;
-        UPDATE {parent} AS p SET {col} = p.{col} + s.d
-            FROM ({_nonzero(counter, alias, sources)}) AS s WHERE p.{target} = s.k;
-    END IF;"""
-        )
+    branches = [
+        f"IF TG_OP = '{event}' THEN\n        "
+        + _apply_sql(counter, group, alias, sources).replace("\n", "\n        ")
+        + "\n    END IF;"
+        for event, _refs, sources in EVENTS.values()
+    ]
     function = (
         f"CREATE OR REPLACE FUNCTION {qn(fn)}() RETURNS trigger LANGUAGE plpgsql AS $scalekit$\n"
         "BEGIN\n    " + "\n    ".join(branches) + "\n    RETURN NULL;\nEND\n$scalekit$"
@@ -162,6 +155,43 @@ def install_sql(counter: Counter, alias: str, siblings: list[Counter] | None = N
             f"FOR EACH STATEMENT EXECUTE FUNCTION {qn(fn)}()",
         ]
     return statements
+
+
+def _apply_sql(counter: Counter, group: list[Counter], alias: str, sources: Any) -> str:
+    """The PL/pgSQL that applies one statement's rows (``sources``) to ``counter``."""
+    assert counter.fk is not None
+    qn = connections[alias].ops.quote_name
+    deltas = _nonzero(counter, alias, sources)
+    if counter.mode == "deferred":
+        from django_scalekit.denorm.deferred import TABLE
+
+        label = counter.label.replace("'", "''")
+        return (
+            f"INSERT INTO {TABLE} (counter, parent_key, delta)\n"
+            f"    SELECT '{label}', CAST(s.k AS varchar(255)), s.d FROM ({deltas}) AS s;"
+        )
+    parent = qn(counter.parent._meta.db_table)
+    col = qn(counter.column)
+    target = qn(column_of(counter.parent, counter.target))
+    locked = " UNION ".join(f"SELECT k FROM ({_nonzero(c, alias, sources)}) AS n" for c in group)
+    general = (
+        f"PERFORM 1 FROM {parent} WHERE {target} IN ({locked})\n"
+        f"    ORDER BY {target} FOR NO KEY UPDATE;\n"
+        f"UPDATE {parent} AS p SET {col} = p.{col} + s.d\n"
+        f"    FROM ({deltas}) AS s WHERE p.{target} = s.k;"
+    )
+    if len(sources) != 1:
+        return general  # an UPDATE may move a row between two parents
+    ((rows, sign),) = sources
+    fk = qn(str(counter.fk.column))
+    cond = filter_sql(counter, alias, "r")
+    return (
+        f"IF NOT EXISTS (SELECT 1 FROM {rows} OFFSET 1) THEN\n"
+        f"    UPDATE {parent} SET {col} = {col} + {sign} WHERE {target} = (\n"
+        f"        SELECT r.{fk} FROM {rows} AS r WHERE COALESCE(({cond}), FALSE));\n"
+        "    RETURN NULL;\n"
+        "END IF;\n" + general
+    )
 
 
 def drop_sql(counter: Counter, alias: str) -> list[str]:
@@ -183,11 +213,11 @@ def installed(counter: Counter, alias: str) -> bool:
 
 
 class CounterTrigger(Operation):
-    """Migration operation: install (or update, or drop) the trigger of one counter.
+    """Migration operation: install (or update, or drop) the triggers of one counter.
 
-    ``CounterTrigger("product", "review_count")`` installs the trigger when the
-    field is in trigger mode in the migrated state and drops it otherwise; add
-    it again after changing the relation, the filter or the mode.
+    ``CounterTrigger("product", "review_count")`` installs the triggers when the
+    field is in trigger or deferred mode in the migrated state and drops them
+    otherwise; add it again after changing the relation, the filter or the mode.
     """
 
     reversible = True
@@ -233,7 +263,9 @@ class CounterTrigger(Operation):
             return  # the system check (E035) reports trigger mode off PostgreSQL
         new = self._counter(app_label, after)
         old = self._counter(app_label, before)
-        if new is not None and new.mode == "trigger":
+        if new is not None and new.mode == "deferred":
+            statements = install_sql(new, conn.alias)
+        elif new is not None and new.mode == "trigger":
             siblings = [
                 c
                 for c in trigger_counters(new.parent)
@@ -242,7 +274,7 @@ class CounterTrigger(Operation):
             statements = install_sql(new, conn.alias, siblings)
             for sibling in siblings:  # their lock sets now include this counter's
                 statements += install_sql(sibling, conn.alias, [new, *siblings])
-        elif old is not None and old.mode == "trigger":
+        elif old is not None and old.mode in TRIGGER_MODES:
             statements = drop_sql(old, conn.alias)
         else:
             return
@@ -259,7 +291,7 @@ class CounterTrigger(Operation):
             return None
 
     def describe(self) -> str:
-        return f"Install the counter trigger of {self.model_name}.{self.field_name}"
+        return f"Install the counter triggers of {self.model_name}.{self.field_name}"
 
     @property
     def migration_name_fragment(self) -> str:
