@@ -12,7 +12,7 @@ from django.db import DatabaseError, OperationalError, connection, transaction
 from django.db.models import Max, Min
 from django.utils import timezone
 
-from tests.test_denorm_support import drift, in_thread, pause_before
+from tests.test_denorm_support import drift, in_processes, in_thread, pause_before
 from tests.testapp.models import Product, Review, User
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -125,38 +125,29 @@ OPS = int(os.environ.get("SCALEKIT_DENORM_STRESS_OPS", "10000"))
 
 
 def test_random_stress_zero_drift(shop):
-    """8 writers, random creates/deletes/moves/approvals over every write path."""
+    """8 writer processes, random creates/deletes/moves/approvals over every write path."""
     users, products = shop
-    per_thread = OPS // 8
+    per_writer = OPS // 8
 
     def writer(seed):
-        def run():
-            rnd = random.Random(seed)
-            deadlocks = 0
-            for _ in range(per_thread):
-                try:
-                    with transaction.atomic():
-                        _random_op(rnd, users, products)
-                except OperationalError as exc:  # pragma: no cover - would fail the test
-                    if "deadlock" not in str(exc):
-                        raise
-                    deadlocks += 1
-                except DatabaseError as exc:
-                    # Another writer deleted the row this one was saving: Django's
-                    # own outcome for that race, and the transaction rolls back.
-                    if "did not affect any rows" not in str(exc):
-                        raise
-            return deadlocks
+        rnd = random.Random(seed)
+        deadlocks = 0
+        for _ in range(per_writer):
+            try:
+                with transaction.atomic():
+                    _random_op(rnd, users, products)
+            except OperationalError as exc:  # pragma: no cover - would fail the test
+                if "deadlock" not in str(exc):
+                    raise
+                deadlocks += 1
+            except DatabaseError as exc:
+                # Another writer deleted the row this one was saving: Django's own
+                # outcome for that race, and the transaction rolls back.
+                if "did not affect any rows" not in str(exc):
+                    raise
+        return deadlocks
 
-        return run
-
-    threads = [in_thread(writer(seed)) for seed in range(8)]
-    total_deadlocks = 0
-    for t, errors, results in threads:
-        t.join(600)
-        assert errors == []
-        total_deadlocks += results[0]
-    assert total_deadlocks == 0
+    assert sum(in_processes(writer, list(range(8)), timeout=900)) == 0
     assert drift() == {}
     assert Review.objects.exists()
     connection.close()

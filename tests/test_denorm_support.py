@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -85,6 +86,49 @@ def in_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, list[BaseExcepti
     t = threading.Thread(target=run, daemon=True)
     t.start()
     return t, errors, results
+
+
+def in_processes(fn: Callable[[int], Any], seeds: list[int], timeout: float) -> list[Any]:
+    """``fn(seed)`` in one forked process per seed, all at once; their results, in order.
+
+    Each child opens its own connections. It leaves through ``os._exit`` so that no
+    exit handler of the test process (the rig stopping its servers) runs in it. An
+    exception in a child fails the caller with its text.
+    """
+    import multiprocessing
+    import os
+    import traceback
+
+    ctx = multiprocessing.get_context("fork")
+    connections.close_all()  # a child must not share the parent's sockets
+    pipes = [ctx.Pipe(duplex=False) for _ in seeds]
+
+    def child(seed: int, sender: Any) -> None:
+        code = 0
+        try:
+            sender.send((True, fn(seed)))  # synchronous: done before os._exit
+        except BaseException:
+            sender.send((False, traceback.format_exc()))
+            code = 1
+        finally:
+            connections.close_all()
+            os._exit(code)
+
+    procs = [
+        ctx.Process(target=child, args=(seed, sender), daemon=True)
+        for seed, (_, sender) in zip(seeds, pipes, strict=True)
+    ]
+    for proc in procs:
+        proc.start()
+    results = []
+    deadline = time.monotonic() + timeout
+    for seed, (receiver, _), proc in zip(seeds, pipes, procs, strict=True):
+        assert receiver.poll(max(0.0, deadline - time.monotonic())), f"writer {seed} hung"
+        ok, value = receiver.recv()
+        assert ok, f"writer {seed} failed:\n{value}"
+        results.append(value)
+        proc.join(30)
+    return results
 
 
 @contextmanager
