@@ -86,9 +86,11 @@ def bench(session: nox.Session) -> None:
     # django-counter-field 2.0 (and the django-model-changes it needs) declare Python >= 3.14
     # although their code runs on 3.11; its 0.x releases no longer build (setup.py imports
     # pip.req). The denorm benchmark compares against it when it is installed.
+    # (uv has no --ignore-requires-python: it is told the target is 3.14 instead)
+    ignore = ["--python-version", "3.14"] if session.venv_backend == "uv" else []
     session.install(
         "--no-deps",
-        "--ignore-requires-python",
+        *(ignore or ["--ignore-requires-python"]),
         "django-counter-field==2.0.0",
         "django-model-changes==1.0.3",
     )
