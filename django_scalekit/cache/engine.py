@@ -93,7 +93,7 @@ _down_until = 0.0
 _failures = 0  # failed cache calls so far
 _epoch_written = 0  # the value of _failures when the epoch was last bumped
 _retry_thread: threading.Thread | None = None
-_store: tuple[str, stores.Store] | None = None
+_store: stores.Store | None = None
 _known_tables: frozenset[str] | None = None
 _schema: str | None = None
 _learned: dict[str, frozenset[str]] = {}
@@ -113,9 +113,8 @@ setting_changed.connect(_reset, dispatch_uid="django_scalekit.cache.engine")
 def get_store() -> stores.Store:
     global _store
     if _store is None:  # reset when CACHES or SCALEKIT_CACHE change
-        alias = conf.CACHE
-        _store = (alias, stores.store_for(alias))
-    return _store[1]
+        _store = stores.store_for(conf.CACHE)
+    return _store
 
 
 def known_tables() -> frozenset[str]:
