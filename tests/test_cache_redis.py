@@ -137,3 +137,93 @@ def test_a_writer_dying_with_its_bump_unwritten_leaves_nothing_stale(redis_serve
     assert stats.epoch_bumps == 1
     assert name_of(p.pk) == "new"
     assert stats.hits >= 1
+
+
+# -- the hit's own connection per thread ----------------------------------------------
+
+
+def _hits_twice(pk):
+    """The first read stores, the second learns the counters, the third is an MGET."""
+    for _ in range(3):
+        name_of(pk)
+
+
+def test_a_connection_closed_by_the_server_is_reopened_without_an_error(queries):
+    p = make_product("old")
+    _hits_twice(p.pk)
+    store = engine.get_store()
+    assert store._direct
+    assert store._own.conn is not None
+    store.client.client_kill_filter(_type="normal", skipme=True)  # like an idle timeout
+    hits = stats.hits
+    with queries("default") as c:
+        assert name_of(p.pk) == "old"
+    assert c["default"] == 0  # served from the cache on the reopened connection
+    assert stats.hits == hits + 1
+    assert stats.errors == 0
+    assert stats.epoch_bumps == 0
+
+
+def test_each_thread_and_a_forked_child_read_on_their_own_connection():
+    import os
+    import threading
+
+    p = make_product("old")
+    _hits_twice(p.pk)
+    store = engine.get_store()
+    mine = store._own.conn
+    seen = []
+
+    def read():
+        assert name_of(p.pk) == "old"
+        seen.append(store._own.conn)
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    thread.join()
+    assert seen
+    assert seen[0] is not None
+    assert seen[0] is not mine
+
+    from django.db import connections
+
+    connections.close_all()  # the child must not share the database socket
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 1
+        try:
+            hits = stats.hits
+            ok = all(name_of(p.pk) == "old" for _ in range(20))
+            code = 0 if ok and stats.hits == hits + 20 and store._own.conn is not mine else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    # the child neither closed nor read from the parent's socket
+    assert all(name_of(p.pk) == "old" for _ in range(20))
+    assert store._own.conn is mine
+
+
+def test_a_pool_of_another_kind_reads_through_the_client():
+    import redis
+    from django.core.cache import cache
+
+    from django_scalekit.cache.stores import RedisStore
+
+    class CountingPool(redis.ConnectionPool):
+        checkouts = 0
+
+        def get_connection(self, *args, **kwargs):
+            CountingPool.checkouts += 1
+            return super().get_connection(*args, **kwargs)
+
+    p = make_product("old")
+    _hits_twice(p.pk)
+    main = engine.get_store()
+    (key,) = main.client.keys("scalekit:q:*")
+    kwargs = cache.client.get_client().connection_pool.connection_kwargs
+    other = RedisStore(redis.Redis(connection_pool=CountingPool(**kwargs)))
+    assert not other._direct
+    assert other.get(key.decode()) == main.get(key.decode()) is not None  # Lua, then MGET
+    assert other.get(key.decode()) is not None
+    assert CountingPool.checkouts >= 2

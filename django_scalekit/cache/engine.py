@@ -356,13 +356,9 @@ def digest(material: bytes) -> str:
     return hashlib.blake2b(material, digest_size=16).hexdigest()
 
 
-def decode(data: bytes) -> tuple[bool, Any]:
-    parsed = stores.parse_header(data)
-    if parsed is None:
-        stats.add("bad_payloads")
-        return False, None
+def decode(payload: bytes) -> tuple[bool, Any]:
     try:
-        return True, pickle.loads(parsed[2])
+        return True, pickle.loads(payload)
     except Exception as exc:
         stats.add("bad_payloads")
         log.info("django_scalekit.cache: unreadable cached value (%s); treated as a miss", exc)

@@ -16,6 +16,8 @@ token and is never served).
 from __future__ import annotations
 
 import inspect
+import os
+import threading
 import weakref
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -88,7 +90,7 @@ return #KEYS
 
 class Store(Protocol):
     def get(self, key: str) -> bytes | None:
-        """The stored bytes if every version named in their header is current."""
+        """The payload stored at ``key`` if every version named in its header is current."""
 
     async def aget(self, key: str) -> bytes | None:
         """``get()`` without blocking the event loop."""
@@ -138,33 +140,67 @@ class RedisStore:
         self._bump = client.register_script(BUMP)
         self._async: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
         self._vkeys: dict[str, list[str]] = {}  # value key -> the counters it was under
+        import redis  # only made for django-redis, which depends on it
+
+        pool = client.connection_pool
+        plain = (redis.ConnectionPool, redis.BlockingConnectionPool)
+        self._direct = type(pool) in plain and getattr(pool, "cache", None) is None
+        self._closed_error = redis.ConnectionError
+        self._own = threading.local()
 
     def get(self, key: str) -> bytes | None:
         vkeys = self._vkeys.get(key)
         if vkeys is not None:
             # the counters this key was stored under last time: one MGET reads the
             # value and their current tokens at one instant, cheaper than a script
-            found = self.client.mget([key, *vkeys])
+            found = self._mget([key, *vkeys])
             data = found[0]
             parsed = parse_header(data) if data else None
             if parsed is None:
                 return None
             if parsed[0] == vkeys:
                 current = [_text(v) for v in found[1:]]
-                return bytes(data) if current == parsed[1] else None
+                return parsed[2] if current == parsed[1] else None
         value = self._hit(keys=[key])
-        if not value:
+        parsed = parse_header(value) if value else None
+        if parsed is None:
             return None
-        parsed = parse_header(value)
-        if parsed is not None:
-            if len(self._vkeys) > 10_000:
-                self._vkeys.clear()
-            self._vkeys[key] = parsed[0]
-        return bytes(value)
+        if len(self._vkeys) > 10_000:
+            self._vkeys.clear()
+        self._vkeys[key] = parsed[0]
+        return parsed[2]
+
+    def _mget(self, keys: list[str]) -> list[Any]:
+        """``MGET`` on this thread's own connection when the pool is a plain one.
+
+        Checking a connection out of redis-py's pool and back in costs more than the
+        ``MGET`` itself; like Django's database connections, one stays with each thread.
+        """
+        if not self._direct:
+            return self.client.mget(keys)  # type: ignore[no-any-return]
+        own = self._own
+        conn = getattr(own, "conn", None)
+        if conn is None or own.pid != os.getpid():  # new thread, or a forked child
+            pool = self.client.connection_pool
+            conn = own.conn = pool.connection_class(**pool.connection_kwargs)
+            own.pid = os.getpid()
+        for attempt in (1, 2):
+            try:
+                conn.send_command("MGET", *keys)
+                return conn.read_response()  # type: ignore[no-any-return]
+            except self._closed_error:
+                conn.disconnect()
+                if attempt == 2:  # a closed idle socket gets one retry, like redis-py's
+                    raise
+            except BaseException:
+                conn.disconnect()  # never reuse a connection with a reply half read
+                raise
+        raise AssertionError("unreachable")
 
     async def aget(self, key: str) -> bytes | None:
         value = await self._async_hit()(keys=[key])
-        return bytes(value) if value else None
+        parsed = parse_header(value) if value else None
+        return parsed[2] if parsed is not None else None
 
     def _async_hit(self) -> Any:
         """The hit script on a redis.asyncio client for the running loop, same server."""
@@ -229,8 +265,8 @@ class DjangoStore:
         parsed = parse_header(data)
         if parsed is None:
             return None
-        vkeys, tokens, _ = parsed
-        return data if self._current(vkeys) == tokens else None
+        vkeys, tokens, payload = parsed
+        return payload if self._current(vkeys) == tokens else None
 
     async def aget(self, key: str) -> bytes | None:
         cache = self.cache
@@ -238,9 +274,9 @@ class DjangoStore:
         parsed = parse_header(data) if isinstance(data, bytes) else None
         if parsed is None:
             return None
-        vkeys, tokens, _ = parsed
+        vkeys, tokens, payload = parsed
         found = await cache.aget_many(vkeys)
-        return data if [found.get(k) for k in vkeys] == tokens else None
+        return payload if [found.get(k) for k in vkeys] == tokens else None
 
     def begin(
         self, lease: str, token: str, seconds: float, vkeys: Sequence[str]
