@@ -160,8 +160,14 @@ def main_mode(rounds: int) -> dict[str, Any]:
         key = f"bench:{case}"
         cache.set(key, fn(), 3600)  # django-redis pickles it: the same payload as ours
         raw[case] = lambda key=key: cache.get(key)
+    client = cache.client.get_client()
     variants = {
-        case: {"orm": orm[case], "raw cache.get": raw[case], "scalekit": cached[case]}
+        case: {
+            "PING": client.ping,  # the round trip alone: the floor of any hit
+            "orm": orm[case],
+            "raw cache.get": raw[case],
+            "scalekit": cached[case],
+        }
         for case in orm
     }
     result = run(variants, rounds)
@@ -216,7 +222,7 @@ def anchor_mode(mode: str, rounds: int) -> dict[str, Any]:
 
 
 def table(results: dict[str, dict[str, Any]]) -> str:
-    cols = ["orm", "raw cache.get", "scalekit", "cacheops", "cachalot"]
+    cols = ["PING", "orm", "raw cache.get", "scalekit", "cacheops", "cachalot"]
     lines = [
         "| case | " + " | ".join(cols) + " | scalekit / raw | anchors / scalekit |",
         "|---" * (len(cols) + 3) + "|",

@@ -107,6 +107,7 @@ def test_inside_a_transaction_that_wrote_a_dependency():
         ({"LEASE_TIMEOUT": "2"}, "django_scalekit.E024"),
         ({"FAILURE_BACKOFF": -1}, "django_scalekit.E025"),
         ({"VERSION_TIMEOUT": 0}, "django_scalekit.E026"),
+        ({"THREAD_CONNECTIONS": 1}, "django_scalekit.E027"),
         ({"KEY_PREFIX": "my prefix"}, "django_scalekit.E022"),
     ],
 )

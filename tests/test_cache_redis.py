@@ -227,3 +227,14 @@ def test_a_pool_of_another_kind_reads_through_the_client():
     assert other.get(key.decode()) == main.get(key.decode()) is not None  # Lua, then MGET
     assert other.get(key.decode()) is not None
     assert CountingPool.checkouts >= 2
+
+
+def test_thread_connections_can_be_switched_off():
+    p = make_product("old")
+    with override_settings(SCALEKIT_CACHE={"THREAD_CONNECTIONS": False}):
+        store = engine.get_store()
+        assert not store._direct
+        _hits_twice(p.pk)
+        assert getattr(store._own, "conn", None) is None
+        assert name_of(p.pk) == "old"
+    assert engine.get_store()._direct

@@ -29,6 +29,8 @@ DEFAULTS: dict[str, Any] = {
     "FAILURE_BACKOFF": 1.0,
     # seconds a per-table version counter lives; a missing counter only causes misses
     "VERSION_TIMEOUT": 86400,
+    # django-redis: each thread reads hits on a connection of its own (False: the pool's)
+    "THREAD_CONNECTIONS": True,
 }
 
 settings = ConcernSettings("SCALEKIT_CACHE", DEFAULTS)
@@ -73,5 +75,6 @@ def check() -> list[checks.CheckMessage]:
             "LEASE_TIMEOUT": ("django_scalekit.E024", _lease),
             "FAILURE_BACKOFF": ("django_scalekit.E025", non_negative_number),
             "VERSION_TIMEOUT": ("django_scalekit.E026", positive_int),
+            "THREAD_CONNECTIONS": ("django_scalekit.E027", boolean),
         },
     )

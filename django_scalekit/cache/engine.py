@@ -113,7 +113,7 @@ setting_changed.connect(_reset, dispatch_uid="django_scalekit.cache.engine")
 def get_store() -> stores.Store:
     global _store
     if _store is None:  # reset when CACHES or SCALEKIT_CACHE change
-        _store = stores.store_for(conf.CACHE)
+        _store = stores.store_for(conf.CACHE, conf.THREAD_CONNECTIONS)
     return _store
 
 

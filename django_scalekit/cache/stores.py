@@ -130,7 +130,7 @@ def _text(value: Any) -> str | None:
 class RedisStore:
     """django-redis's raw client, one Lua script per step."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, own_connections: bool = True) -> None:
         self.client = client
         self._hit = client.register_script(HIT)
         self._begin = client.register_script(BEGIN)
@@ -144,7 +144,9 @@ class RedisStore:
 
         pool = client.connection_pool
         plain = (redis.ConnectionPool, redis.BlockingConnectionPool)
-        self._direct = type(pool) in plain and getattr(pool, "cache", None) is None
+        self._direct = (
+            own_connections and type(pool) in plain and getattr(pool, "cache", None) is None
+        )
         self._closed_error = redis.ConnectionError
         self._own = threading.local()
 
@@ -309,10 +311,10 @@ class DjangoStore:
         self.cache.set_many(dict(zip(vkeys, tokens, strict=True)), timeout=seconds)
 
 
-def store_for(alias: str) -> Store:
+def store_for(alias: str, own_connections: bool = True) -> Store:
     """``RedisStore`` for django-redis caches, ``DjangoStore`` for everything else."""
     cache = caches[alias]
     client_wrapper: Any = getattr(cache, "client", None)
     if type(cache).__module__.startswith("django_redis") and hasattr(client_wrapper, "get_client"):
-        return RedisStore(client_wrapper.get_client(write=True))
+        return RedisStore(client_wrapper.get_client(write=True), own_connections)
     return DjangoStore(alias)
