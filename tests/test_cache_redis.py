@@ -238,3 +238,27 @@ def test_thread_connections_can_be_switched_off():
         assert getattr(store._own, "conn", None) is None
         assert name_of(p.pk) == "old"
     assert engine.get_store()._direct
+
+
+def test_a_finished_thread_leaves_no_connection_open():
+    import gc
+    import threading
+
+    p = make_product("old")
+    _hits_twice(p.pk)
+    client = engine.get_store().client
+
+    def clients():
+        gc.collect()
+        return len(client.client_list())
+
+    before = clients()
+    threads = [threading.Thread(target=_hits_twice, args=(p.pk,)) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    deadline = time.monotonic() + 5
+    while clients() > before:
+        assert time.monotonic() < deadline, "the threads' connections stayed open"
+        time.sleep(0.05)
