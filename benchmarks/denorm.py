@@ -165,12 +165,39 @@ def timed(fn: object, repeat: int) -> list[float]:
     return samples
 
 
+def report_recount(
+    group: list[float], fixing: list[float], clean: list[float], children: int
+) -> None:
+    base = statistics.median(group)
+    print(f"\nRecount vs one GROUP BY over {children:,} children (s, {len(group)} rounds)")
+    for name, samples in (
+        ("GROUP BY", group),
+        ("recount, all drifted", fixing),
+        ("recount, none drifted", clean),
+    ):
+        med = statistics.median(samples)
+        print(f"{name:24} min {min(samples):.3f}  median {med:.3f}  ratio {med / base:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=2.0, help="per measurement")
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--children", type=int, default=1_000_000)
+    parser.add_argument(
+        "--shape", choices=("spread", "hot"), action="append", help="insert cases (default: both)"
+    )
+    parser.add_argument(
+        "--mode", choices=MODES[1:], action="append", help="counted modes (default: all)"
+    )
+    parser.add_argument(
+        "--part",
+        choices=("inserts", "recount", "reads"),
+        action="append",
+        help="parts to run (default: all)",
+    )
     args = parser.parse_args()
+    parts = set(args.part or ("inserts", "recount", "reads"))
     setup()
 
     from django.db import connection
@@ -180,6 +207,7 @@ def main() -> None:
 
     boards = [Board.objects.create(name=f"b{i}").pk for i in range(1000)]
     shapes = {"spread (1,000 parents)": boards, "hot (one parent)": boards[:1]}
+    shapes = {k: v for k, v in shapes.items() if not args.shape or k.split()[0] in args.shape}
     models: dict[str, tuple[Any, dict[str, list[int]]]] = {mode: (Post, shapes) for mode in MODES}
     if HAS_COUNTER_FIELD:
         CfBoard, CfPost = counter_field_models()
@@ -193,8 +221,9 @@ def main() -> None:
     rates: dict[tuple[str, str], list[float]] = {}
     ratios: dict[tuple[str, str], list[float]] = {}
     loads = [os.getloadavg()[0]]
-    counted = MODES[1:]
-    for r in range(args.rounds):
+    counted = tuple(m for m in MODES[1:] if not args.mode or m in args.mode)
+    shown = ("no counter", *counted)
+    for r in range(args.rounds if "inserts" in parts else 0):
         # Each round brackets the counters (in a rotating order) between two no-counter
         # windows, and each ratio is taken against that round's own baseline: the load
         # of this shared machine drifts within seconds, so rounds are compared, not runs.
@@ -213,35 +242,38 @@ def main() -> None:
                 ratios.setdefault((shape, mode), []).append(rate / base)
         loads.append(os.getloadavg()[0])
 
-    print(
-        f"\nInserts/s, {WRITERS} writer processes, one insert per transaction "
-        f"({args.rounds} rounds of {args.seconds:g} s; 1-minute load average "
-        f"{min(loads):.1f}-{max(loads):.1f}, median {statistics.median(loads):.1f})"
-    )
-    print(
-        f"{'':24} {'mode':14} {'median/s':>9} {'vs none':>8} {'rounds':>11}  "
-        "(vs none: median of the per-round ratios)"
-    )
-    for shape in shapes:
-        for mode in MODES:
-            rs = ratios[(shape, mode)]
-            print(
-                f"{shape:24} {mode:14} {statistics.median(rates[(shape, mode)]):9.0f} "
-                f"{statistics.median(rs):8.2f} {min(rs):5.2f}-{max(rs):<5.2f}"
-            )
-    if HAS_COUNTER_FIELD:
+    if "inserts" in parts:
+        print(
+            f"\nInserts/s, {WRITERS} writer processes, one insert per transaction "
+            f"({args.rounds} rounds of {args.seconds:g} s; 1-minute load average "
+            f"{min(loads):.1f}-{max(loads):.1f}, median {statistics.median(loads):.1f})"
+        )
+        print(
+            f"{'':24} {'mode':14} {'median/s':>9} {'vs none':>8} {'rounds':>11}  "
+            "(vs none: median of the per-round ratios)"
+        )
         for shape in shapes:
-            per_round = [
-                a / b
-                for a, b in zip(
-                    rates[(shape, "signals")], rates[(shape, "counter-field")], strict=True
+            for mode in shown:
+                rs = ratios[(shape, mode)]
+                print(
+                    f"{shape:24} {mode:14} {statistics.median(rates[(shape, mode)]):9.0f} "
+                    f"{statistics.median(rs):8.2f} {min(rs):5.2f}-{max(rs):<5.2f}"
                 )
-            ]
-            print(
-                f"{shape:24} signals / counter-field {statistics.median(per_round):.2f} "
-                f"({min(per_round):.2f}-{max(per_round):.2f})"
-            )
+        if {"signals", "counter-field"} <= set(shown):
+            for shape in shapes:
+                per_round = [
+                    a / b
+                    for a, b in zip(
+                        rates[(shape, "signals")], rates[(shape, "counter-field")], strict=True
+                    )
+                ]
+                print(
+                    f"{shape:24} signals / counter-field {statistics.median(per_round):.2f} "
+                    f"({min(per_round):.2f}-{max(per_round):.2f})"
+                )
 
+    if not parts & {"recount", "reads"}:
+        return
     # Read and recount cost over a large child table.
     use("no counter")
     with connection.cursor() as cursor:
@@ -269,21 +301,15 @@ def main() -> None:
         group: list[float] = []
         fixing: list[float] = []
         clean: list[float] = []
-        for _ in range(args.rounds):
+        for _ in range(args.rounds if "recount" in parts else 0):
             group += timed(group_by, 1)
             drift_all()
             fixing += timed(lambda: recount(Board.post_count), 1)
             clean += timed(lambda: recount(Board.post_count), 1)
-    base = statistics.median(group)
-    print(f"\nRecount vs one GROUP BY over {args.children:,} children (s, {args.rounds} rounds)")
-    for name, samples in (
-        ("GROUP BY", group),
-        ("recount, all drifted", fixing),
-        ("recount, none drifted", clean),
-    ):
-        med = statistics.median(samples)
-        print(f"{name:24} min {min(samples):.3f}  median {med:.3f}  ratio {med / base:.2f}")
-
+    if group:
+        report_recount(group, fixing, clean, args.children)
+    if "reads" not in parts:
+        return
     rnd = random.Random(0)
     counter_reads = timed(
         lambda: Board.objects.values_list("post_count", flat=True).get(pk=rnd.choice(boards)),

@@ -61,14 +61,20 @@ def test_dry_run_reports_and_changes_nothing():
 
 
 @pytest.mark.django_db
-def test_one_update_statement_per_batch(queries):
+def test_one_count_per_batch_and_an_update_only_where_drifted(queries):
     _, products = make_shop(6)
-    inject_drift(products)
+    inject_drift(products)  # the first and the last product: batches 1 and 3 of 3
     with queries("default") as c:
         result = recount(Product.review_count, batch_size=2)
+    counts = [q for q in c.queries("default") if "GROUP BY" in q]
     updates = [q for q in c.queries("default") if q.startswith("UPDATE")]
-    assert len(updates) == result.batches == 3
-    assert all("GROUP BY" in q for q in updates)
+    assert len(counts) == result.batches == 3
+    assert all(q.startswith("SELECT") for q in counts)
+    assert len(updates) == 2
+    assert all("GROUP BY" not in q for q in updates)
+    with queries("default") as c:
+        assert recount(Product.review_count, batch_size=2).drifted == 0
+    assert not [q for q in c.queries("default") if q.startswith("UPDATE")]
 
 
 @pytest.mark.django_db

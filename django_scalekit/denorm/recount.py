@@ -1,20 +1,27 @@
 """Recount: set counters to the real ``COUNT`` of their children, in small batches.
 
-Each batch is one transaction: lock ``batch_size`` parents in key order, then
-one ``UPDATE ... FROM (SELECT ... GROUP BY)`` sets every drifted one. Locking
-first matters: a writer that already adjusted one of those counters holds its
-row lock, so the ``FOR UPDATE`` waits for it to commit and the count, taken by
-the next statement (READ COMMITTED: a fresh snapshot), sees its rows. A writer
-that has not adjusted the counter yet is not counted either and adds its delta
-after the batch commits. No increment is lost and no table lock is taken.
+Each batch is one transaction: lock ``batch_size`` parents in key order, then one
+``SELECT`` joins them to their children's ``GROUP BY`` and returns the drifted
+ones, and one ``UPDATE`` writes those (none when nothing drifted). Locking first
+matters: a writer that already adjusted one of those counters holds its row
+lock, so the ``FOR UPDATE`` waits for it to commit and the count, taken by the
+next statement (READ COMMITTED: a fresh snapshot), sees its rows. A writer that
+has not adjusted the counter yet is not counted either and adds its delta after
+the batch commits; it cannot adjust, and so cannot commit, before the
+``UPDATE`` either. No increment is lost and no table lock is taken.
 
-For a deferred counter the same statement also deletes the batch's queued
+The count is a plain ``SELECT``, so PostgreSQL can run it with parallel workers,
+as it runs the ``GROUP BY`` a person would write; the ``UPDATE`` only writes the
+values it found. The batch's keys are consecutive in key order, so the children
+are selected by the range of the first and last key, not by a list of keys.
+
+For a deferred counter one statement counts, sets and deletes the batch's queued
 deltas: children and deltas are committed together, and one statement has one
 snapshot, so it counts a child exactly when it deletes that child's delta.
-
-``UPDATE ... FROM ... RETURNING`` with the old value is PostgreSQL's. On other
-databases (SQLite for the demo) a batch is one ``SELECT`` of the drifted rows
-and one ``UPDATE`` of those parents to a correlated ``COUNT``.
+(Deferred writers take no parent lock, so the count and the write cannot be two
+statements.) ``UPDATE ... FROM ... RETURNING`` with the old value is
+PostgreSQL's. On other databases (SQLite for the demo) the drifted parents are
+set to a correlated ``COUNT``.
 """
 
 from __future__ import annotations
@@ -129,10 +136,15 @@ def _batch(counter: Counter, keys: list[Any], alias: str, dry_run: bool) -> list
     assert counter.fk is not None
     conn = connections[alias]
     qn = conn.ops.quote_name
-    children = counter.child_manager(alias).filter(**{f"{counter.fk.attname}__in": keys})
+    # The keys come in key order and the batch holds every parent between the first
+    # and the last, so a range selects their children (and a child of a parent
+    # created meanwhile inside it finds no parent row in the join below).
+    fk = counter.fk.attname
+    bounds = {f"{fk}__gte": keys[0], f"{fk}__lte": keys[-1]}
+    children = counter.child_manager(alias).filter(**bounds)
     if counter.filter is not None:
         children = children.filter(counter.filter)
-    grouped = children.values(sk_key=F(counter.fk.attname)).annotate(sk_n=Count("pk")).order_by()
+    grouped = children.values(sk_key=F(counter.fk.attname)).annotate(sk_n=Count("*")).order_by()
     child_sql, child_params = grouped.query.get_compiler(using=alias).as_sql()
     table = qn(counter.parent._meta.db_table)
     col = qn(counter.column)
@@ -156,29 +168,34 @@ def _batch(counter: Counter, keys: list[Any], alias: str, dry_run: bool) -> list
     )
     params = [*child_params, *keys, *stored_params]
     with conn.cursor() as cursor:
-        if dry_run or conn.vendor != "postgresql":
+        if dry_run or counter.mode != "deferred" or conn.vendor != "postgresql":
             cursor.execute(
                 f"SELECT p0.{target}, {stored}, {real} FROM {joined}",
                 [*stored_params, *params],
             )
             drifted = sorted(cursor.fetchall())
-            if not dry_run and drifted:
+            if dry_run or not drifted:
+                return drifted
+            if conn.vendor != "postgresql":
                 _set_real(counter, [key for key, _, _ in drifted], alias)
-            return drifted
-        clear, clear_params = "", []
-        if counter.mode == "deferred":
-            from django_scalekit.denorm.deferred import TABLE
-
-            clear = (
-                f"WITH cleared AS (DELETE FROM {TABLE} WHERE counter = %s "
-                f"AND parent_key IN ({marks}) RETURNING 1) "
+                return drifted
+            # The batch is locked, so no stored value moves before this write.
+            rows = ", ".join(["(%s, %s)"] * len(drifted))
+            cursor.execute(
+                f"UPDATE {table} AS p SET {col} = v.n FROM (VALUES {rows}) AS v (k, n) "
+                f"WHERE p.{target} = v.k",
+                [value for key, _, n in drifted for value in (key, n)],
             )
-            clear_params = [counter.label, *(str(k) for k in keys)]
-        # One statement finds and sets the drifted rows and returns the old values.
+            return drifted
+        from django_scalekit.denorm.deferred import TABLE
+
+        # One statement counts, sets the drifted rows and clears the batch's deltas.
         cursor.execute(
-            f"{clear}UPDATE {table} AS p SET {col} = {real} FROM {joined} "
+            f"WITH cleared AS (DELETE FROM {TABLE} WHERE counter = %s "
+            f"AND parent_key IN ({marks}) RETURNING 1) "
+            f"UPDATE {table} AS p SET {col} = {real} FROM {joined} "
             f"AND p.{target} = p0.{target} RETURNING p.{target}, p0.{col}, p.{col}",
-            [*clear_params, *params],
+            [counter.label, *(str(k) for k in keys), *params],
         )
         return sorted(cursor.fetchall())
 
