@@ -87,10 +87,10 @@ def bench(session: nox.Session) -> None:
     # although their code runs on 3.11; its 0.x releases no longer build (setup.py imports
     # pip.req). The denorm benchmark compares against it when it is installed.
     # (uv has no --ignore-requires-python: it is told the target is 3.14 instead)
-    ignore = ["--python-version", "3.14"] if session.venv_backend == "uv" else []
+    uv = session.venv_backend == "uv"
     session.install(
         "--no-deps",
-        *(ignore or ["--ignore-requires-python"]),
+        *(["--python-version", "3.14"] if uv else ["--ignore-requires-python"]),
         "django-counter-field==2.0.0",
         "django-model-changes==1.0.3",
     )

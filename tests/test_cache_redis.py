@@ -142,7 +142,7 @@ def test_a_writer_dying_with_its_bump_unwritten_leaves_nothing_stale(redis_serve
 # -- the hit's own connection per thread ----------------------------------------------
 
 
-def _hits_twice(pk):
+def _read_until_mget(pk):
     """The first read stores, the second learns the counters, the third is an MGET."""
     for _ in range(3):
         name_of(pk)
@@ -150,7 +150,7 @@ def _hits_twice(pk):
 
 def test_a_connection_closed_by_the_server_is_reopened_without_an_error(queries):
     p = make_product("old")
-    _hits_twice(p.pk)
+    _read_until_mget(p.pk)
     store = engine.get_store()
     assert store._direct
     assert store._own.conn is not None
@@ -169,7 +169,7 @@ def test_each_thread_and_a_forked_child_read_on_their_own_connection():
     import threading
 
     p = make_product("old")
-    _hits_twice(p.pk)
+    _read_until_mget(p.pk)
     store = engine.get_store()
     mine = store._own.conn
     seen = []
@@ -218,7 +218,7 @@ def test_a_pool_of_another_kind_reads_through_the_client():
             return super().get_connection(*args, **kwargs)
 
     p = make_product("old")
-    _hits_twice(p.pk)
+    _read_until_mget(p.pk)
     main = engine.get_store()
     (key,) = main.client.keys("scalekit:q:*")
     kwargs = cache.client.get_client().connection_pool.connection_kwargs
@@ -234,7 +234,7 @@ def test_thread_connections_can_be_switched_off():
     with override_settings(SCALEKIT_CACHE={"THREAD_CONNECTIONS": False}):
         store = engine.get_store()
         assert not store._direct
-        _hits_twice(p.pk)
+        _read_until_mget(p.pk)
         assert getattr(store._own, "conn", None) is None
         assert name_of(p.pk) == "old"
     assert engine.get_store()._direct
@@ -246,12 +246,12 @@ def test_a_finished_thread_leaves_no_connection_open():
     import weakref
 
     p = make_product("old")
-    _hits_twice(p.pk)
+    _read_until_mget(p.pk)
     store = engine.get_store()
     refs = []
 
     def read():
-        _hits_twice(p.pk)
+        _read_until_mget(p.pk)
         conn = store._own.conn
         assert conn.is_connected
         refs.append((weakref.ref(conn), conn._sock))

@@ -127,6 +127,16 @@ def _text(value: Any) -> str | None:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _command(conn: Any, *args: Any) -> Any:
+    """One command on ``conn``; on any error the connection is closed, never half read."""
+    try:
+        conn.send_command(*args)
+        return conn.read_response()
+    except BaseException:
+        conn.disconnect()
+        raise
+
+
 class RedisStore:
     """django-redis's raw client, one Lua script per step."""
 
@@ -186,18 +196,10 @@ class RedisStore:
             pool = self.client.connection_pool
             conn = own.conn = pool.connection_class(**pool.connection_kwargs)
             own.pid = os.getpid()
-        for attempt in (1, 2):
-            try:
-                conn.send_command("MGET", *keys)
-                return conn.read_response()  # type: ignore[no-any-return]
-            except self._closed_error:
-                conn.disconnect()
-                if attempt == 2:  # a closed idle socket gets one retry, like redis-py's
-                    raise
-            except BaseException:
-                conn.disconnect()  # never reuse a connection with a reply half read
-                raise
-        raise AssertionError("unreachable")
+        try:
+            return _command(conn, "MGET", *keys)  # type: ignore[no-any-return]
+        except self._closed_error:  # a closed idle socket gets one retry, like redis-py's
+            return _command(conn, "MGET", *keys)  # type: ignore[no-any-return]
 
     async def aget(self, key: str) -> bytes | None:
         value = await self._async_hit()(keys=[key])
