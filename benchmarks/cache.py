@@ -1,13 +1,15 @@
 """Cache hit latency: ours vs a raw django-redis ``cache.get`` vs the uncached ORM vs anchors.
 
-    python benchmarks/cache.py [--rounds 7]
+    python benchmarks/cache.py [--rounds 7] [--transport tcp|unix|both]
 
-Uses DATABASE_URL/REDIS_URL when set, else starts a throw-away PostgreSQL and Redis
-(the test rig). Our variants and the baselines run interleaved in this process; each
-anchor (django-cacheops, django-cachalot, from the ``bench`` dependency group) runs in
-its own subprocess on the same servers and rows, because both patch Django globally,
-with its own uncached ORM baseline for the ratio. Figures are per call, in µs: p50 of
-all calls and the minimum of the per-round medians.
+Uses DATABASE_URL/REDIS_URL (and REDIS_SOCKET_URL, a ``unix://`` URL of the same
+server) when set, else starts a throw-away PostgreSQL and Redis (the test rig). Every
+variant runs once over TCP and once over the server's unix socket: the round trip is
+most of a hit, and the two transports show how much. Our variants and the baselines run
+interleaved in one process; each anchor (django-cacheops, django-cachalot, from the
+``bench`` dependency group) runs in its own subprocess on the same servers and rows,
+because both patch Django globally, with its own uncached ORM baseline for the ratio.
+Figures are per call, in µs: p50 of all calls and the minimum of the per-round medians.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def configure(mode: str) -> None:
         "django_scalekit",
         "tests.testapp",
     ]
-    extra: dict[str, Any] = {"SCALEKIT_CACHE": {}} if mode == "main" else {}
+    extra: dict[str, Any] = {"SCALEKIT_CACHE": {}} if mode == "transport" else {}
     if mode == "cacheops":
         apps.append("cacheops")
         extra = {
@@ -245,6 +247,7 @@ def table(results: dict[str, dict[str, Any]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--transport", choices=["tcp", "unix", "both"], default="both")
     parser.add_argument("--mode", default="main", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -255,8 +258,20 @@ def main() -> None:
         rig = Rig.from_environment()
         create_database()
     try:
+        if args.mode == "main":
+            urls = {"tcp": os.environ["REDIS_URL"], "unix": os.environ.get("REDIS_SOCKET_URL")}
+            wanted = ["tcp", "unix"] if args.transport == "both" else [args.transport]
+            for transport in wanted:
+                if not urls[transport]:
+                    print(f"{transport}: set REDIS_SOCKET_URL (unix:///path?db=0), skipped")
+                    continue
+                print(f"\n## Redis over {transport}: {urls[transport]}", flush=True)
+                env = {**os.environ, "REDIS_URL": urls[transport]}
+                command = [sys.executable, __file__, "--rounds", str(args.rounds)]
+                subprocess.run([*command, "--mode", "transport"], env=env, check=True)
+            return
         configure(args.mode)
-        if args.mode != "main":
+        if args.mode != "transport":
             print(json.dumps(anchor_mode(args.mode, args.rounds)))
             return
         seed()

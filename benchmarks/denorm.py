@@ -35,7 +35,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 HAS_COUNTER_FIELD = importlib.util.find_spec("django_counter_field") is not None
-MODES = ("no counter", "signals", "trigger", "deferred") + (
+MODES = ("no counter", "signals", "trigger", "commit", "deferred") + (
     ("counter-field",) if HAS_COUNTER_FIELD else ()
 )
 WRITERS = 4
@@ -107,7 +107,9 @@ def use(mode: str) -> None:
         for counter in (by_trigger, total, other):
             for sql in drop_sql(counter, "default"):
                 cursor.execute(sql)
-        if mode in ("trigger", "deferred"):
+        if mode == "commit":
+            other.mode = "commit"  # the same filtered counter, applied at COMMIT
+        if mode in ("trigger", "commit", "deferred"):
             for sql in install_sql(by_trigger if mode == "trigger" else other, "default"):
                 cursor.execute(sql)
     uid = f"scalekit_denorm:{Post._meta.label}"

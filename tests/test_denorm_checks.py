@@ -10,7 +10,7 @@ from django.db.models.expressions import RawSQL
 from django.test.utils import isolate_apps
 
 from django_scalekit.denorm import CounterField, CounterQuerySet
-from django_scalekit.denorm.checks import check_counter, check_counters
+from django_scalekit.denorm.checks import check_counter, check_counters, check_modes
 from django_scalekit.denorm.counters import Counter, all_counters, find
 from tests.testapp.models import Board, Event, Product, Review, User
 
@@ -85,6 +85,16 @@ def test_e033_child_manager_without_counter_queryset():
 
 def test_e034_unknown_mode():
     assert ids(check_counter(review_counter(mode="eventually"))) == ["django_scalekit.E034"]
+
+
+def test_e038_trigger_and_commit_counters_of_one_parent_and_child():
+    trigger = review_counter(mode="trigger")
+    errors = check_modes([trigger, review_counter(field_name="reviews_total", mode="commit")])
+    assert ids(errors) == ["django_scalekit.E038"]
+    assert "testapp.Product" in errors[0].msg
+    assert "same mode" in (errors[0].hint or "")
+    deferred = review_counter(field_name="reviews_total", mode="deferred")
+    assert check_modes([trigger, deferred]) == []
 
 
 def test_e037_not_an_integer_column():

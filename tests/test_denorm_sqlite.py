@@ -105,7 +105,7 @@ def test_recount_and_its_command_on_sqlite(tmp_path: Path) -> None:
     assert out["final"] == real
 
 
-def test_e035_trigger_and_deferred_modes_off_postgresql() -> None:
+def test_e035_trigger_commit_and_deferred_modes_off_postgresql() -> None:
     done = run(["-m", "django", "check"], DJANGO_SETTINGS_MODULE="tests.settings_sqlite")
     assert done.returncode == 1
     errors = [line for line in done.stderr.splitlines() if "(django_scalekit." in line]
@@ -116,5 +116,9 @@ def test_e035_trigger_and_deferred_modes_off_postgresql() -> None:
         "needs PostgreSQL, but testapp.Post is written to 'default' (sqlite).",
         "testapp.Board: (django_scalekit.E035) testapp.Board.posts_total: mode='trigger' "
         "needs PostgreSQL, but testapp.Post is written to 'default' (sqlite).",
+        "testapp.Forum: (django_scalekit.E035) testapp.Forum.topic_count: mode='commit' "
+        "needs PostgreSQL, but testapp.Topic is written to 'default' (sqlite).",
+        "testapp.Forum: (django_scalekit.E035) testapp.Forum.topics_total: mode='commit' "
+        "needs PostgreSQL, but testapp.Topic is written to 'default' (sqlite).",
     ]
     assert "Use mode='signals' on this database." in done.stderr

@@ -1,4 +1,4 @@
-"""System checks for declared counters (``django_scalekit.E031``-``E037``)."""
+"""System checks for declared counters (``django_scalekit.E031``-``E038``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from django.db import connections, models, router
 from django.db.models import F, Q
 from django.db.models.fields.reverse_related import ManyToOneRel
 
-from django_scalekit.denorm.counters import MODES, Counter, all_counters
+from django_scalekit.denorm.counters import MODES, TRIGGER_MODES, Counter, all_counters
 
 
 @checks.register(checks.Tags.models)
@@ -21,9 +21,31 @@ def check_counters(
 ) -> list[checks.CheckMessage]:
     errors: list[checks.CheckMessage] = []
     labels = None if app_configs is None else {a.label for a in app_configs}
-    for counter in all_counters():
-        if labels is None or counter.parent._meta.app_label in labels:
-            errors.extend(check_counter(counter))
+    chosen = [c for c in all_counters() if labels is None or c.parent._meta.app_label in labels]
+    for counter in chosen:
+        errors.extend(check_counter(counter))
+    return errors + check_modes(chosen)
+
+
+def check_modes(counters: Sequence[Counter]) -> list[checks.CheckMessage]:
+    """One parent's trigger-kept counters over one child must share the lock timing."""
+    errors: list[checks.CheckMessage] = []
+    modes: dict[tuple[Any, Any], set[str]] = {}
+    for counter in counters:
+        modes.setdefault((counter.parent, counter.child), set()).add(counter.mode)
+    for (parent, child), found in modes.items():
+        if {"trigger", "commit"} <= found:
+            errors.append(
+                checks.Error(
+                    f"{parent._meta.label} has counters over {child._meta.label} in both "
+                    "trigger and commit mode; the first locks the parent during a write, "
+                    "the second at commit, so two writers could deadlock.",
+                    hint="Give every trigger-kept counter of this parent over this child "
+                    "the same mode.",
+                    obj=parent,
+                    id="django_scalekit.E038",
+                )
+            )
     return errors
 
 
@@ -98,7 +120,7 @@ def check_counter(counter: Counter) -> list[checks.CheckMessage]:
                     id="django_scalekit.E036",
                 )
             )
-    if counter.mode in ("trigger", "deferred"):
+    if counter.mode in TRIGGER_MODES:
         alias = router.db_for_write(counter.child) or "default"
         if connections[alias].vendor != "postgresql":
             errors.append(

@@ -19,11 +19,11 @@ from django.db import models
 from django.db.models import Case, F, Q, Value, When
 from django.db.models.signals import class_prepared
 
-MODES = ("signals", "trigger", "deferred")
+MODES = ("signals", "trigger", "commit", "deferred")
 # Modes whose counters the receivers and CounterQuerySet maintain.
 PYTHON_MODES = ("signals",)
 # Modes whose counters PostgreSQL triggers maintain (installed by CounterTrigger).
-TRIGGER_MODES = ("trigger", "deferred")
+TRIGGER_MODES = ("trigger", "commit", "deferred")
 
 
 @dataclass(eq=False)

@@ -4,8 +4,11 @@ The triggers see every write (the ORM, raw SQL, other programs) in the writing
 transaction. Their filter is the counter's ``Q`` compiled by Django against the
 child table and rewritten onto the statement's transition tables. In trigger
 mode they adjust the parents, locked in key order, so opposite moves do not
-deadlock; in deferred mode they queue the statement's deltas for ``fold()``
-and lock no parent. ``TRUNCATE`` is not seen; run a recount after one.
+deadlock; in commit mode they add the statement's deltas to a transaction-local
+setting and a deferred constraint trigger applies the sum at ``COMMIT``, so a
+hot parent's row is locked only while the transaction commits; in deferred mode
+they queue the deltas for ``fold()`` and lock no parent. ``TRUNCATE`` is not
+seen; run a recount after one.
 """
 
 from __future__ import annotations
@@ -43,23 +46,31 @@ def counter_from_model(model: type[models.Model], field_name: str) -> Counter | 
     )
 
 
-def trigger_counters(model: type[models.Model]) -> list[Counter]:
-    """The trigger-mode counters declared on a (possibly historical) model."""
+def trigger_counters(model: type[models.Model], mode: str = "trigger") -> list[Counter]:
+    """The counters in ``mode`` declared on a (possibly historical) model."""
     found = []
     for field in model._meta.concrete_fields:
-        if getattr(field, "mode", None) == "trigger" and getattr(field, "relation", None):
+        if getattr(field, "mode", None) == mode and getattr(field, "relation", None):
             counter = counter_from_model(model, field.name)
             if counter is not None:
                 found.append(counter)
     return found
 
 
+def _digest(counter: Counter) -> str:
+    base = f"{counter.parent._meta.db_table}_{counter.column}"
+    return hashlib.sha1(base.encode()).hexdigest()[:8]
+
+
 def names(counter: Counter) -> tuple[str, str]:
     """(function name, trigger name), stable and within PostgreSQL's 63 characters."""
-    base = f"{counter.parent._meta.db_table}_{counter.column}"
-    digest = hashlib.sha1(base.encode()).hexdigest()[:8]
-    stem = f"scalekit_cnt_{base}"[:50]
-    return f"{stem}_{digest}_fn", f"{stem}_{digest}"
+    stem = f"scalekit_cnt_{counter.parent._meta.db_table}_{counter.column}"[:50]
+    return f"{stem}_{_digest(counter)}_fn", f"{stem}_{_digest(counter)}"
+
+
+def pending_setting(counter: Counter) -> str:
+    """The transaction-local setting holding a commit-mode counter's unapplied deltas."""
+    return f"scalekit.cnt_{_digest(counter)}"
 
 
 def filter_template(counter: Counter, alias: str, row: str) -> tuple[str, Any]:
@@ -136,6 +147,8 @@ def install_sql(counter: Counter, alias: str, siblings: list[Counter] | None = N
     fn, trigger = names(counter)
     child = qn(counter.child._meta.db_table)
     group = [counter, *(c for c in siblings or [] if c.label != counter.label)]
+    if counter.mode == "commit":
+        return _commit_sql(counter, group, alias)
     branches = [
         f"IF TG_OP = '{event}' THEN\n        "
         + _apply_sql(counter, group, alias, sources).replace("\n", "\n        ")
@@ -153,6 +166,165 @@ def install_sql(counter: Counter, alias: str, siblings: list[Counter] | None = N
             f"DROP TRIGGER IF EXISTS {name} ON {child}",
             f"CREATE TRIGGER {name} AFTER {event} ON {child} REFERENCING {refs} "
             f"FOR EACH STATEMENT EXECUTE FUNCTION {qn(fn)}()",
+        ]
+    statements += _drop_commit_sql(counter, alias)  # after a switch from commit mode
+    return statements
+
+
+def _drop_commit_sql(counter: Counter, alias: str) -> list[str]:
+    """Drop commit mode's deferred triggers and their function (none: no error)."""
+    fn, _trigger = names(counter)
+    return _drop(counter, alias, [f"c{s}" for s in EVENTS], [fn[:-3] + "_ac"])
+
+
+def _drop(counter: Counter, alias: str, suffixes: list[str], functions: list[str]) -> list[str]:
+    assert counter.child is not None
+    qn = connections[alias].ops.quote_name
+    _fn, trigger = names(counter)
+    child = qn(counter.child._meta.db_table)
+    return [
+        *(f"DROP TRIGGER IF EXISTS {qn(f'{trigger}_{s}')} ON {child}" for s in suffixes),
+        *(f"DROP FUNCTION IF EXISTS {qn(f)}()" for f in functions),
+    ]
+
+
+def _commit_sql(counter: Counter, group: list[Counter], alias: str) -> list[str]:
+    """Commit mode: statement triggers add to the pending sum, a deferred trigger applies it.
+
+    Each statement's deltas (one per parent) are merged into a ``SET LOCAL``-style
+    setting, which savepoint and transaction rollbacks undo with the rows. Every row
+    that changes the count also queues a deferred constraint trigger; the first one
+    to fire at ``COMMIT`` locks the parents of all pending sums of ``group`` in key
+    order and applies this counter's (the others find theirs empty or locked). When
+    the user runs with ``SET CONSTRAINTS ... IMMEDIATE``, a statement's row events
+    fire before its statement trigger; the apply function marks that it ran, and the
+    statement trigger then applies its own deltas at once, as trigger mode does.
+    """
+    assert counter.child is not None
+    assert counter.fk is not None
+    conn = connections[alias]
+    qn = conn.ops.quote_name
+    fn, trigger = names(counter)
+    apply_fn = fn[:-3] + "_ac"
+    child = qn(counter.child._meta.db_table)
+    parent = qn(counter.parent._meta.db_table)
+    col = qn(counter.column)
+    target = qn(column_of(counter.parent, counter.target))
+    key_type = counter.fk.db_type(conn)
+    setting = pending_setting(counter)
+    fired = setting + "_fired"
+    fk = qn(str(counter.fk.column))
+
+    # Parents are updated one key at a time, by index, in key order: the typical
+    # commit touches one parent, and a join would plan a scan of the parent table.
+    apply_loop = (
+        "FOR scalekit_key, scalekit_change IN\n"
+        f"    SELECT CAST(e.key AS {key_type}), CAST(e.value AS bigint)\n"
+        "    FROM jsonb_each_text(CAST(scalekit_pending AS jsonb)) AS e ORDER BY 1 LOOP\n"
+        f"    UPDATE {parent} SET {col} = {col} + scalekit_change WHERE {target} = scalekit_key;\n"
+        "END LOOP;"
+    )
+    sibling_keys = " UNION ".join(
+        f"SELECT CAST(e.key AS {key_type}) FROM jsonb_each_text(CAST(COALESCE(NULLIF("
+        f"current_setting('{pending_setting(c)}', true), ''), '{{}}') AS jsonb)) AS e"
+        for c in group
+    )
+    lock_siblings = (
+        f"FOR scalekit_key IN {sibling_keys} ORDER BY 1 LOOP\n"
+        f"    PERFORM 1 FROM {parent} WHERE {target} = scalekit_key FOR NO KEY UPDATE;\n"
+        "END LOOP;\n"
+        if len(group) > 1
+        else ""
+    )
+    branches = []
+    for event, _refs, sources in EVENTS.values():
+        locked = " UNION ".join(
+            f"SELECT k FROM ({_nonzero(c, alias, sources)}) AS n" for c in group
+        )
+        compute = (
+            f"SELECT jsonb_object_agg(s.k, s.d) INTO scalekit_delta\n"
+            f"    FROM ({_nonzero(counter, alias, sources)}) AS s;"
+        )
+        if len(sources) == 1:  # a one-row INSERT or DELETE: no grouping
+            ((rows, sign),) = sources
+            cond = filter_sql(counter, alias, "r")
+            compute = (
+                f"IF NOT EXISTS (SELECT 1 FROM {rows} OFFSET 1) THEN\n"
+                f"    SELECT jsonb_build_object(r.{fk}, {sign}) INTO scalekit_delta\n"
+                f"        FROM {rows} AS r\n"
+                f"        WHERE r.{fk} IS NOT NULL AND COALESCE(({cond}), FALSE);\n"
+                "ELSE\n    " + compute.replace("\n", "\n    ") + "\nEND IF;"
+            )
+        branches.append(
+            f"IF TG_OP = '{event}' THEN\n"
+            "    " + compute.replace("\n", "\n    ") + "\n"
+            "    IF scalekit_delta IS NULL THEN RETURN NULL; END IF;\n"
+            f"    IF current_setting('{fired}', true) = '1' THEN\n"
+            "        -- this statement's row events ran already (constraints IMMEDIATE)\n"
+            f"        PERFORM set_config('{fired}', '', true);\n"
+            f"        PERFORM 1 FROM {parent} WHERE {target} IN ({locked})\n"
+            f"            ORDER BY {target} FOR NO KEY UPDATE;\n"
+            "        scalekit_pending := CAST(scalekit_delta AS text);\n"
+            "        " + apply_loop.replace("\n", "\n        ") + "\n"
+            "        RETURN NULL;\n"
+            "    END IF;\n"
+            "END IF;"
+        )
+    declare = (
+        "DECLARE\n    scalekit_delta jsonb;\n    scalekit_pending text;\n"
+        f"    scalekit_key {key_type};\n    scalekit_change bigint;\n"
+    )
+    accumulate = (
+        f"CREATE OR REPLACE FUNCTION {qn(fn)}() RETURNS trigger LANGUAGE plpgsql AS $scalekit$\n"
+        + declare
+        + "BEGIN\n    "
+        + "\n".join(branches).replace("\n", "\n    ")
+        + "\n"
+        f"    scalekit_pending := NULLIF(current_setting('{setting}', true), '');\n"
+        "    IF scalekit_pending IS NOT NULL THEN\n"
+        "        SELECT jsonb_object_agg(m.key, m.total) INTO scalekit_delta FROM (\n"
+        "            SELECT u.key, SUM(CAST(u.value AS bigint)) AS total FROM (\n"
+        "                SELECT * FROM jsonb_each_text(CAST(scalekit_pending AS jsonb))\n"
+        "                UNION ALL SELECT * FROM jsonb_each_text(scalekit_delta)) AS u\n"
+        "            GROUP BY u.key HAVING SUM(CAST(u.value AS bigint)) <> 0) AS m;\n"
+        "    END IF;\n"
+        f"    PERFORM set_config('{setting}', COALESCE(CAST(scalekit_delta AS text), ''), true);\n"
+        "    RETURN NULL;\nEND\n$scalekit$"
+    )
+    apply = (
+        f"CREATE OR REPLACE FUNCTION {qn(apply_fn)}() RETURNS trigger LANGUAGE plpgsql "
+        "AS $scalekit$\n" + declare + "BEGIN\n"
+        f"    PERFORM set_config('{fired}', '1', true);\n"
+        f"    scalekit_pending := NULLIF(current_setting('{setting}', true), '');\n"
+        "    IF scalekit_pending IS NULL THEN RETURN NULL; END IF;\n"
+        "    "
+        + lock_siblings.replace("\n", "\n    ")
+        + f"PERFORM set_config('{setting}', '', true);\n"
+        "    " + apply_loop.replace("\n", "\n    ") + "\n"
+        "    RETURN NULL;\nEND\n$scalekit$"
+    )
+
+    def counted(row: str) -> str:
+        return f"({row}.{fk} IS NOT NULL AND COALESCE(({filter_sql(counter, alias, row)}), FALSE))"
+
+    when = {
+        "i": counted("NEW"),
+        "d": counted("OLD"),
+        "u": f"OLD.{fk} IS DISTINCT FROM NEW.{fk} "
+        f"OR {counted('OLD')} IS DISTINCT FROM {counted('NEW')}",
+    }
+    statements = [accumulate, apply]
+    for suffix, (event, refs, _sources) in EVENTS.items():
+        name = qn(f"{trigger}_{suffix}")
+        deferred = qn(f"{trigger}_c{suffix}")
+        statements += [
+            f"DROP TRIGGER IF EXISTS {name} ON {child}",
+            f"CREATE TRIGGER {name} AFTER {event} ON {child} REFERENCING {refs} "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {qn(fn)}()",
+            f"DROP TRIGGER IF EXISTS {deferred} ON {child}",
+            f"CREATE CONSTRAINT TRIGGER {deferred} AFTER {event} ON {child} "
+            f"DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ({when[suffix]}) "
+            f"EXECUTE FUNCTION {qn(apply_fn)}()",
         ]
     return statements
 
@@ -195,14 +367,8 @@ def _apply_sql(counter: Counter, group: list[Counter], alias: str, sources: Any)
 
 
 def drop_sql(counter: Counter, alias: str) -> list[str]:
-    assert counter.child is not None
-    qn = connections[alias].ops.quote_name
-    fn, trigger = names(counter)
-    child = qn(counter.child._meta.db_table)
-    return [
-        *(f"DROP TRIGGER IF EXISTS {qn(f'{trigger}_{s}')} ON {child}" for s in EVENTS),
-        f"DROP FUNCTION IF EXISTS {qn(fn)}()",
-    ]
+    fn, _trigger = names(counter)
+    return _drop(counter, alias, list(EVENTS), [fn]) + _drop_commit_sql(counter, alias)
 
 
 def installed(counter: Counter, alias: str) -> bool:
@@ -216,8 +382,8 @@ class CounterTrigger(Operation):
     """Migration operation: install (or update, or drop) the triggers of one counter.
 
     ``CounterTrigger("product", "review_count")`` installs the triggers when the
-    field is in trigger or deferred mode in the migrated state and drops them
-    otherwise; add it again after changing the relation, the filter or the mode.
+    field is in trigger, commit or deferred mode in the migrated state and drops
+    them otherwise; add it again after changing the relation, the filter or the mode.
     """
 
     reversible = True
@@ -265,10 +431,10 @@ class CounterTrigger(Operation):
         old = self._counter(app_label, before)
         if new is not None and new.mode == "deferred":
             statements = install_sql(new, conn.alias)
-        elif new is not None and new.mode == "trigger":
+        elif new is not None and new.mode in ("trigger", "commit"):
             siblings = [
                 c
-                for c in trigger_counters(new.parent)
+                for c in trigger_counters(new.parent, new.mode)
                 if c.child is new.child and c.label != new.label
             ]
             statements = install_sql(new, conn.alias, siblings)

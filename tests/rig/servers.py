@@ -193,6 +193,7 @@ class RedisServer:
                 "--save", "", "--appendonly", "no", "--daemonize", "yes",
                 "--pidfile", str(self.pidfile), "--dir", str(self.base),
                 "--logfile", str(self.base / f"redis-{self.port}.log"),
+                "--unixsocket", str(self.socket), "--unixsocketperm", "700",
             ],
             check=True,
         )  # fmt: skip
@@ -236,6 +237,15 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def socket(self) -> Path:
+        """The same server's unix socket (the benchmarks compare both transports)."""
+        return self.base / f"redis-{self.port}.sock"
+
+    @property
+    def socket_url(self) -> str:
+        return f"unix://{self.socket}?db=0"
+
 
 @dataclass
 class Rig:
@@ -272,6 +282,7 @@ class Rig:
                 rig.redis = RedisServer(rig.base)
                 rig.redis.start()
                 os.environ["REDIS_URL"] = rig.redis.url
+                os.environ["REDIS_SOCKET_URL"] = rig.redis.socket_url
         except BaseException:
             rig.stop()
             raise

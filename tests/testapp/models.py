@@ -146,6 +146,28 @@ class Post(models.Model):
         return self.title or f"post {self.pk}"
 
 
+class Forum(models.Model):
+    """Counted at commit: the parent row is locked only while a writer commits."""
+
+    name = models.CharField(max_length=50)
+    topic_count = CounterField("topics", filter=Q(open=True), mode="commit")
+    topics_total = CounterField("topics", mode="commit")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Topic(models.Model):
+    forum = models.ForeignKey(
+        Forum, on_delete=models.CASCADE, related_name="topics", null=True, blank=True
+    )
+    open = models.BooleanField(default=False)
+    title = models.CharField(max_length=100, blank=True)
+
+    def __str__(self) -> str:
+        return self.title or f"topic {self.pk}"
+
+
 class Metric(models.Model):
     """A range-partitioned table (by ``created``); migration 0002 creates its parent.
 
