@@ -17,7 +17,9 @@ class CounterField(models.PositiveBigIntegerField):  # type: ignore[type-arg]
 
     ``mode="signals"`` keeps it exact from Django's writes; ``mode="trigger"``
     from any writer, with a PostgreSQL trigger installed by ``CounterTrigger``;
-    ``mode="deferred"`` has that trigger queue deltas that ``fold()`` applies.
+    ``mode="commit"`` has those triggers apply a transaction's sum at ``COMMIT``
+    (a hot parent stays unlocked until then); ``mode="deferred"`` has them queue
+    deltas that ``fold()`` applies.
     """
 
     description = "Count of related rows"
