@@ -7,12 +7,11 @@ import time
 
 import pytest
 from django.db import OperationalError, connection, transaction
-from django.db.models import Count, Q
 
 from django_scalekit.denorm import recount
 from django_scalekit.denorm.counters import find
 from django_scalekit.denorm.trigger import installed
-from tests.test_denorm_support import in_thread
+from tests.test_denorm_support import drift, in_thread
 from tests.testapp.models import Forum, Topic
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the counters move at COMMIT
@@ -28,17 +27,6 @@ def in_savepoint(fn):
 def counts(forum):
     forum.refresh_from_db()
     return forum.topic_count, forum.topics_total
-
-
-def drift():
-    real = Forum.objects.annotate(
-        real_open=Count("topics", filter=Q(topics__open=True)), real_total=Count("topics")
-    )
-    return {
-        f.pk: (f.topic_count, f.real_open, f.topics_total, f.real_total)
-        for f in real
-        if (f.topic_count, f.topics_total) != (f.real_open, f.real_total)
-    }
 
 
 @pytest.fixture

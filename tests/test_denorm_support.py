@@ -12,7 +12,7 @@ from django.db import connection, connections
 from django.db.models import Count, Q
 from django.db.models.expressions import RawSQL
 
-from tests.testapp.models import Board, Product, User
+from tests.testapp.models import Board, Forum, Product, User
 
 
 def drift() -> dict[str, dict[int, tuple[int, int]]]:
@@ -66,6 +66,17 @@ def drift() -> dict[str, dict[int, tuple[int, int]]]:
     add(
         "Board.posts_total",
         Board.objects.annotate(real=Count("posts")).values_list("pk", "posts_total", "real"),
+    )
+    # commit mode: exact once the writing transaction has committed
+    add(
+        "Forum.topic_count",
+        Forum.objects.annotate(real=Count("topics", filter=Q(topics__open=True))).values_list(
+            "pk", "topic_count", "real"
+        ),
+    )
+    add(
+        "Forum.topics_total",
+        Forum.objects.annotate(real=Count("topics")).values_list("pk", "topics_total", "real"),
     )
     return out
 

@@ -68,6 +68,11 @@ def names(counter: Counter) -> tuple[str, str]:
     return f"{stem}_{_digest(counter)}_fn", f"{stem}_{_digest(counter)}"
 
 
+def apply_function(counter: Counter) -> str:
+    """Commit mode's deferred function, beside the statement trigger's (``names()``)."""
+    return f"{names(counter)[0].removesuffix('_fn')}_ac"
+
+
 def pending_setting(counter: Counter) -> str:
     """The transaction-local setting holding a commit-mode counter's unapplied deltas."""
     return f"scalekit.cnt_{_digest(counter)}"
@@ -173,8 +178,7 @@ def install_sql(counter: Counter, alias: str, siblings: list[Counter] | None = N
 
 def _drop_commit_sql(counter: Counter, alias: str) -> list[str]:
     """Drop commit mode's deferred triggers and their function (none: no error)."""
-    fn, _trigger = names(counter)
-    return _drop(counter, alias, [f"c{s}" for s in EVENTS], [fn[:-3] + "_ac"])
+    return _drop(counter, alias, [f"c{s}" for s in EVENTS], [apply_function(counter)])
 
 
 def _drop(counter: Counter, alias: str, suffixes: list[str], functions: list[str]) -> list[str]:
@@ -205,7 +209,7 @@ def _commit_sql(counter: Counter, group: list[Counter], alias: str) -> list[str]
     conn = connections[alias]
     qn = conn.ops.quote_name
     fn, trigger = names(counter)
-    apply_fn = fn[:-3] + "_ac"
+    apply_fn = apply_function(counter)
     child = qn(counter.child._meta.db_table)
     parent = qn(counter.parent._meta.db_table)
     col = qn(counter.column)
