@@ -10,6 +10,8 @@ interleaved in one process; each anchor (django-cacheops, django-cachalot, from 
 ``bench`` dependency group) runs in its own subprocess on the same servers and rows,
 because both patch Django globally, with its own uncached ORM baseline for the ratio.
 Figures are per call, in µs: p50 of all calls and the minimum of the per-round medians.
+The last two columns take each process's own ``PING`` off its hits: what the client
+spends on a hit, apart from the round trip that the machine sets.
 """
 
 from __future__ import annotations
@@ -195,15 +197,18 @@ def main_mode(rounds: int) -> dict[str, Any]:
 
 
 def anchor_mode(mode: str, rounds: int) -> dict[str, Any]:
+    from django.core.cache import cache
+
     from tests.testapp.models import Product
 
     orm = reads(Product.objects, lambda qs: qs)
+    ping = cache.client.get_client().ping  # this process's own round trip
     if mode == "cacheops":
         from cacheops import invalidate_all
 
         invalidate_all()
         hit = reads(Product.objects, lambda qs: qs.cache())
-        variants = {case: {"orm": orm[case], mode: hit[case]} for case in orm}
+        variants = {case: {"PING": ping, "orm": orm[case], mode: hit[case]} for case in orm}
         result = run(variants, rounds)
     else:
         from cachalot.api import cachalot_disabled, invalidate
@@ -217,17 +222,21 @@ def anchor_mode(mode: str, rounds: int) -> dict[str, Any]:
 
             return call
 
-        variants = {case: {"orm": uncached(orm[case]), mode: orm[case]} for case in orm}
+        variants = {
+            case: {"PING": ping, "orm": uncached(orm[case]), mode: orm[case]} for case in orm
+        }
         result = run(variants, rounds)
     result.update(run({"save": {mode: save_fn()}}, rounds))
     return result
 
 
 def table(results: dict[str, dict[str, Any]]) -> str:
+    """p50 (min) per variant, then each hit less its own process's PING: the client's cost."""
     cols = ["PING", "orm", "raw cache.get", "scalekit", "cacheops", "cachalot"]
     lines = [
-        "| case | " + " | ".join(cols) + " | scalekit / raw | anchors / scalekit |",
-        "|---" * (len(cols) + 3) + "|",
+        "| case | " + " | ".join(cols) + " | scalekit / raw | anchors / scalekit "
+        "| above PING: scalekit / cacheops / cachalot | anchors / scalekit, above PING |",
+        "|---" * (len(cols) + 5) + "|",
     ]
     for case in CASES:
         row = results.get(case, {})
@@ -238,8 +247,24 @@ def table(results: dict[str, dict[str, Any]]) -> str:
         anchors = [
             f"{row[a]['p50'] / ours:.1f}x" for a in ("cacheops", "cachalot") if a in row and ours
         ]
+        above = {
+            name: row[name]["p50"] - row[ping]["p50"]
+            for name, ping in (
+                ("scalekit", "PING"),
+                ("cacheops", "cacheops PING"),
+                ("cachalot", "cachalot PING"),
+            )
+            if name in row and ping in row
+        }
+        client = " / ".join(f"{above[n]:.0f}" for n in above) if "scalekit" in above else "-"
+        client_ratio = " / ".join(
+            f"{above[a] / above['scalekit']:.1f}x"
+            for a in ("cacheops", "cachalot")
+            if a in above and above.get("scalekit", 0) > 0
+        )
         lines.append(
-            f"| {case} | " + " | ".join(cells) + f" | {ratio} | {' / '.join(anchors) or '-'} |"
+            f"| {case} | " + " | ".join(cells) + f" | {ratio} | {' / '.join(anchors) or '-'} "
+            f"| {client} | {client_ratio or '-'} |"
         )
     return "\n".join(lines)
 
@@ -292,6 +317,8 @@ def main() -> None:
                 continue
             for case, row in json.loads(out.stdout.strip().splitlines()[-1]).items():
                 results[case][anchor] = row[anchor]
+                if "PING" in row:
+                    results[case][f"{anchor} PING"] = row["PING"]
                 if "orm" in row:
                     print(
                         f"{anchor} process, {case}: uncached ORM p50 {row['orm']['p50']:.0f} µs "

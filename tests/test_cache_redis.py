@@ -266,3 +266,33 @@ def test_a_finished_thread_leaves_no_connection_open():
     for ref, sock in refs:
         assert ref() is None  # freed with its thread, and redis-py closes it then
         assert sock.fileno() == -1
+
+
+def test_async_hits_are_one_mget_once_the_counters_are_known():
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    p = make_product("old")
+    client = engine.get_store().client
+
+    def calls(command):
+        return client.info("commandstats").get(f"cmdstat_{command}", {}).get("calls", 0)
+
+    async def read():
+        rows = await qs().cached().filter(pk=p.pk).acached()
+        await sync_to_async(connections.close_all)()
+        return [r.name for r in rows]
+
+    assert asyncio.run(read()) == ["old"]  # a miss: run and stored
+    assert asyncio.run(read()) == ["old"]  # a hit by the script, which names the counters
+    mget, evalsha, hits = calls("mget"), calls("evalsha"), stats.hits
+    for _ in range(3):
+        assert asyncio.run(read()) == ["old"]
+    assert stats.hits == hits + 3
+    assert (calls("mget"), calls("evalsha")) == (mget + 3, evalsha)
+    p.name = "new"
+    p.save()
+    assert asyncio.run(read()) == ["new"]  # the MGET saw the bumped counter
+    assert asyncio.run(read()) == ["new"]

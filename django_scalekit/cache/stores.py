@@ -127,6 +127,18 @@ def _text(value: Any) -> str | None:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _checked(found: list[Any], vkeys: list[str]) -> tuple[bool, bytes | None]:
+    """An ``MGET`` of a value and the counters ``vkeys``: (decided, payload or None).
+    Undecided when the value names other counters than ``vkeys``: the script then reads it."""
+    data = found[0]
+    parsed = parse_header(data) if data else None
+    if parsed is None:
+        return True, None
+    if parsed[0] != vkeys:
+        return False, None
+    return True, parsed[2] if [_text(v) for v in found[1:]] == parsed[1] else None
+
+
 def _command(conn: Any, *args: Any) -> Any:
     """One command on ``conn``; on any error the connection is closed, never half read."""
     try:
@@ -165,15 +177,13 @@ class RedisStore:
         if vkeys is not None:
             # the counters this key was stored under last time: one MGET reads the
             # value and their current tokens at one instant, cheaper than a script
-            found = self._mget([key, *vkeys])
-            data = found[0]
-            parsed = parse_header(data) if data else None
-            if parsed is None:
-                return None
-            if parsed[0] == vkeys:
-                current = [_text(v) for v in found[1:]]
-                return parsed[2] if current == parsed[1] else None
-        value = self._hit(keys=[key])
+            decided, payload = _checked(self._mget([key, *vkeys]), vkeys)
+            if decided:
+                return payload
+        return self._learn(key, self._hit(keys=[key]))
+
+    def _learn(self, key: str, value: Any) -> bytes | None:
+        """The script's answer; the counters it names serve the next hit by ``MGET``."""
         parsed = parse_header(value) if value else None
         if parsed is None:
             return None
@@ -202,19 +212,23 @@ class RedisStore:
             return _command(conn, "MGET", *keys)  # type: ignore[no-any-return]
 
     async def aget(self, key: str) -> bytes | None:
-        value = await self._async_hit()(keys=[key])
-        parsed = parse_header(value) if value else None
-        return parsed[2] if parsed is not None else None
+        client, hit = self._async_client()
+        vkeys = self._vkeys.get(key)
+        if vkeys is not None:  # as in get(): one MGET once the counters are known
+            decided, payload = _checked(await client.mget([key, *vkeys]), vkeys)
+            if decided:
+                return payload
+        return self._learn(key, await hit(keys=[key]))
 
-    def _async_hit(self) -> Any:
-        """The hit script on a redis.asyncio client for the running loop, same server."""
+    def _async_client(self) -> tuple[Any, Any]:
+        """A redis.asyncio client for the running loop (same server) and its hit script."""
         import asyncio
 
         from redis import asyncio as aioredis
 
         loop = asyncio.get_running_loop()
-        script = self._async.get(loop)
-        if script is None:
+        found = self._async.get(loop)
+        if found is None:
             pool = self.client.connection_pool
             conn_class = getattr(aioredis, pool.connection_class.__name__, aioredis.Connection)
             accepted = inspect.signature(conn_class.__init__).parameters
@@ -222,8 +236,8 @@ class RedisStore:
             client = aioredis.Redis(
                 connection_pool=aioredis.ConnectionPool(connection_class=conn_class, **kwargs)
             )
-            script = self._async[loop] = client.register_script(HIT)
-        return script
+            found = self._async[loop] = (client, client.register_script(HIT))
+        return found
 
     def begin(
         self, lease: str, token: str, seconds: float, vkeys: Sequence[str]
