@@ -1,22 +1,29 @@
 """Cache hit latency: ours vs a raw django-redis ``cache.get`` vs the uncached ORM vs anchors.
 
-    python benchmarks/cache.py [--rounds 7] [--transport tcp|unix|both]
+    python benchmarks/cache.py [--rounds 7] [--transport tcp|unix|both] [--warm-cpu]
 
 Uses DATABASE_URL/REDIS_URL (and REDIS_SOCKET_URL, a ``unix://`` URL of the same
 server) when set, else starts a throw-away PostgreSQL and Redis (the test rig). Every
 variant runs once over TCP and once over the server's unix socket: the round trip is
-most of a hit, and the two transports show how much. Our variants and the baselines run
-interleaved in one process; each anchor (django-cacheops, django-cachalot, from the
-``bench`` dependency group) runs in its own subprocess on the same servers and rows,
-because both patch Django globally, with its own uncached ORM baseline for the ratio.
-Figures are per call, in µs: p50 of all calls and the minimum of the per-round medians.
-The last two columns take each process's own ``PING`` off its hits: what the client
-spends on a hit, apart from the round trip that the machine sets.
+most of a hit, and the two transports show how much. Each anchor (django-cacheops,
+django-cachalot, from the ``bench`` dependency group) runs in a process of its own on the
+same servers and rows, because both patch Django globally. The processes take turns
+within each round, so every variant meets the same moments of the machine's load; the
+ratios are medians of per-round ratios. Figures are per call, in µs: p50 of all calls and
+the minimum of the per-round medians. The last two columns take each process's own
+``PING`` off its hits: what the client spends on a hit, apart from the round trip that
+the machine sets.
+
+``--warm-cpu`` runs a busy loop in one more process for the whole run. On a virtual
+machine whose cores go idle between calls, each round trip also pays for waking a core
+(here a ``PING`` takes about 100 µs from idle and about 30 µs with the other core busy),
+which a server under load does not; the loop keeps that cost out of every variant alike.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib.util
 import json
 import os
@@ -92,26 +99,17 @@ def timed(fn: Callable[[], Any], n: int) -> list[float]:
     return out
 
 
-def run(variants: dict[str, dict[str, Callable[[], Any]]], rounds: int) -> dict[str, Any]:
-    """variants: case -> name -> fn. Interleaved: each round runs every variant once."""
-    result: dict[str, Any] = {}
-    for case, fns in variants.items():
-        n = CASES[case]
-        for fn in fns.values():  # warm up: fill caches, open connections
-            for _ in range(3):
-                fn()
-        samples: dict[str, list[float]] = {name: [] for name in fns}
-        medians: dict[str, list[float]] = {name: [] for name in fns}
-        for _ in range(rounds):
-            for name, fn in fns.items():
-                times = timed(fn, n)
-                samples[name] += times
-                medians[name].append(statistics.median(times))
-        result[case] = {
-            name: {"p50": statistics.median(samples[name]), "min": min(medians[name])}
-            for name in fns
-        }
-    return result
+Variants = dict[str, dict[str, Callable[[], Any]]]  # case -> name -> fn
+
+
+def warm(fns: dict[str, Callable[[], Any]]) -> None:
+    for fn in fns.values():  # fill caches, open connections
+        for _ in range(3):
+            fn()
+
+
+def one_round(case: str, fns: dict[str, Callable[[], Any]]) -> dict[str, list[float]]:
+    return {name: timed(fn, CASES[case]) for name, fn in fns.items()}
 
 
 def seed() -> None:
@@ -149,7 +147,7 @@ def save_fn() -> Callable[[], Any]:
     return save
 
 
-def main_mode(rounds: int) -> dict[str, Any]:
+def our_variants() -> Variants:
     from django.core.cache import cache
     from django.db.models.signals import m2m_changed, post_delete, post_save
 
@@ -174,8 +172,6 @@ def main_mode(rounds: int) -> dict[str, Any]:
         }
         for case in orm
     }
-    result = run(variants, rounds)
-
     receivers = [
         (post_save, invalidation._saved, "django_scalekit.cache.saved"),
         (post_delete, invalidation._deleted, "django_scalekit.cache.deleted"),
@@ -192,11 +188,11 @@ def main_mode(rounds: int) -> dict[str, Any]:
             for signal, receiver, uid in receivers:
                 signal.connect(receiver, dispatch_uid=uid, weak=False)
 
-    result.update(run({"save": {"orm": plain_save, "scalekit": save}}, rounds))
-    return result
+    variants["save"] = {"orm": plain_save, "scalekit": save}
+    return variants
 
 
-def anchor_mode(mode: str, rounds: int) -> dict[str, Any]:
+def anchor_variants(mode: str) -> Variants:
     from django.core.cache import cache
 
     from tests.testapp.models import Product
@@ -209,7 +205,6 @@ def anchor_mode(mode: str, rounds: int) -> dict[str, Any]:
         invalidate_all()
         hit = reads(Product.objects, lambda qs: qs.cache())
         variants = {case: {"PING": ping, "orm": orm[case], mode: hit[case]} for case in orm}
-        result = run(variants, rounds)
     else:
         from cachalot.api import cachalot_disabled, invalidate
 
@@ -225,47 +220,121 @@ def anchor_mode(mode: str, rounds: int) -> dict[str, Any]:
         variants = {
             case: {"PING": ping, "orm": uncached(orm[case]), mode: orm[case]} for case in orm
         }
-        result = run(variants, rounds)
-    result.update(run({"save": {mode: save_fn()}}, rounds))
+    variants["save"] = {mode: save_fn()}
+    return variants
+
+
+def serve(mode: str) -> None:
+    """An anchor's process: runs what the main process asks for, one line per request."""
+    variants = anchor_variants(mode)
+    print(json.dumps("ready"), flush=True)
+    for line in sys.stdin:
+        what, case = json.loads(line)
+        if what == "warm":
+            warm(variants[case])
+            print(json.dumps("warm"), flush=True)
+        else:
+            print(json.dumps(one_round(case, variants[case])), flush=True)
+
+
+class Anchor:
+    """An anchor's process, driven round by round from the main one (both patch Django)."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--mode", mode],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=os.environ,
+        )
+        self._read()  # "ready": configured and connected
+
+    def _read(self) -> Any:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{self.mode}: its process ended (see its output above)")
+        return json.loads(line)
+
+    def ask(self, what: str, case: str) -> Any:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps([what, case]) + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def measure(variants: Variants, anchors: list[Anchor], rounds: int) -> dict[str, Any]:
+    """Per case, every variant of every process once per round, processes taking turns,
+    so that all of them meet the same moments of this machine's load."""
+    result: dict[str, Any] = {}
+    for case, fns in variants.items():
+        warm(fns)
+        for anchor in anchors:
+            anchor.ask("warm", case)
+        per_round: dict[str, list[list[float]]] = {}
+        for _ in range(rounds):
+            got = one_round(case, fns)
+            for anchor in anchors:
+                for name, times in anchor.ask("round", case).items():
+                    got[name if name == anchor.mode else f"{anchor.mode} {name}"] = times
+            for name, times in got.items():
+                per_round.setdefault(name, []).append(times)
+        result[case] = {
+            name: {
+                "p50": statistics.median(t for times in lists for t in times),
+                "medians": [statistics.median(times) for times in lists],
+            }
+            for name, lists in per_round.items()
+        }
+        for row in result[case].values():
+            row["min"] = min(row["medians"])
     return result
 
 
+PINGS = {"scalekit": "PING", "cacheops": "cacheops PING", "cachalot": "cachalot PING"}
+
+
+def ratio(row: dict[str, Any], top: str, bottom: str, above_ping: bool = False) -> str:
+    """Median over the rounds of top's median / bottom's, each less its own process's
+    ``PING`` when ``above_ping``."""
+    names = [top, bottom] + ([PINGS[top], PINGS[bottom]] if above_ping else [])
+    if not all(n in row for n in names):
+        return "-"
+    tops, bottoms = row[top]["medians"], row[bottom]["medians"]
+    if above_ping:
+        tops = [t - p for t, p in zip(tops, row[PINGS[top]]["medians"], strict=True)]
+        bottoms = [b - p for b, p in zip(bottoms, row[PINGS[bottom]]["medians"], strict=True)]
+    ratios = [t / b for t, b in zip(tops, bottoms, strict=True) if b > 0]
+    return f"{statistics.median(ratios):.2f}x" if ratios else "-"
+
+
 def table(results: dict[str, dict[str, Any]]) -> str:
-    """p50 (min) per variant, then each hit less its own process's PING: the client's cost."""
     cols = ["PING", "orm", "raw cache.get", "scalekit", "cacheops", "cachalot"]
     lines = [
-        "| case | " + " | ".join(cols) + " | scalekit / raw | anchors / scalekit "
-        "| above PING: scalekit / cacheops / cachalot | anchors / scalekit, above PING |",
-        "|---" * (len(cols) + 5) + "|",
+        "| case | "
+        + " | ".join(cols)
+        + " | scalekit / raw | cacheops / scalekit | cachalot / scalekit"
+        + " | above PING: cacheops / scalekit | above PING: cachalot / scalekit |",
+        "|---" * (len(cols) + 6) + "|",
     ]
     for case in CASES:
         row = results.get(case, {})
         cells = [f"{row[c]['p50']:.0f} ({row[c]['min']:.0f})" if c in row else "-" for c in cols]
-        ours = row.get("scalekit", {}).get("p50")
-        raw = row.get("raw cache.get", {}).get("p50")
-        ratio = f"{ours / raw:.2f}x" if ours and raw else "-"
-        anchors = [
-            f"{row[a]['p50'] / ours:.1f}x" for a in ("cacheops", "cachalot") if a in row and ours
+        ratios = [
+            ratio(row, "scalekit", "raw cache.get"),
+            ratio(row, "cacheops", "scalekit"),
+            ratio(row, "cachalot", "scalekit"),
+            ratio(row, "cacheops", "scalekit", above_ping=True),
+            ratio(row, "cachalot", "scalekit", above_ping=True),
         ]
-        above = {
-            name: row[name]["p50"] - row[ping]["p50"]
-            for name, ping in (
-                ("scalekit", "PING"),
-                ("cacheops", "cacheops PING"),
-                ("cachalot", "cachalot PING"),
-            )
-            if name in row and ping in row
-        }
-        client = " / ".join(f"{above[n]:.0f}" for n in above) if "scalekit" in above else "-"
-        client_ratio = " / ".join(
-            f"{above[a] / above['scalekit']:.1f}x"
-            for a in ("cacheops", "cachalot")
-            if a in above and above.get("scalekit", 0) > 0
-        )
-        lines.append(
-            f"| {case} | " + " | ".join(cells) + f" | {ratio} | {' / '.join(anchors) or '-'} "
-            f"| {client} | {client_ratio or '-'} |"
-        )
+        lines.append(f"| {case} | " + " | ".join(cells + ratios) + " |")
     return "\n".join(lines)
 
 
@@ -273,6 +342,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--transport", choices=["tcp", "unix", "both"], default="both")
+    parser.add_argument(
+        "--warm-cpu", action="store_true", help="keep a core busy: no idle wake-ups"
+    )
     parser.add_argument("--mode", default="main", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -286,6 +358,10 @@ def main() -> None:
         if args.mode == "main":
             urls = {"tcp": os.environ["REDIS_URL"], "unix": os.environ.get("REDIS_SOCKET_URL")}
             wanted = ["tcp", "unix"] if args.transport == "both" else [args.transport]
+            if args.warm_cpu:
+                spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                atexit.register(spin.kill)
+                print("a busy loop keeps one core awake for the whole run (--warm-cpu)")
             for transport in wanted:
                 if not urls[transport]:
                     print(f"{transport}: set REDIS_SOCKET_URL (unix:///path?db=0), skipped")
@@ -297,35 +373,33 @@ def main() -> None:
             return
         configure(args.mode)
         if args.mode != "transport":
-            print(json.dumps(anchor_mode(args.mode, args.rounds)))
+            serve(args.mode)
             return
         seed()
-        results = main_mode(args.rounds)
-        baseline_orm = {case: results[case]["orm"]["p50"] for case in results}
-        for anchor in ("cacheops", "cachalot"):
-            if importlib.util.find_spec(anchor) is None:
-                print(f"{anchor}: not installed (pip install --group bench), skipped")
-                continue
-            out = subprocess.run(
-                [sys.executable, __file__, "--mode", anchor, "--rounds", str(args.rounds)],
-                capture_output=True,
-                text=True,
-                env=os.environ,
-            )
-            if out.returncode:
-                print(f"{anchor}: failed\n{out.stderr[-2000:]}")
-                continue
-            for case, row in json.loads(out.stdout.strip().splitlines()[-1]).items():
-                results[case][anchor] = row[anchor]
-                if "PING" in row:
-                    results[case][f"{anchor} PING"] = row["PING"]
-                if "orm" in row:
+        anchors = []
+        for mode in ("cacheops", "cachalot"):
+            if importlib.util.find_spec(mode) is None:
+                print(f"{mode}: not installed (pip install --group bench), skipped")
+            else:
+                anchors.append(Anchor(mode))  # cacheops flushes the Redis database
+        try:
+            results = measure(our_variants(), anchors, args.rounds)
+        finally:
+            for anchor in anchors:
+                anchor.close()
+        for anchor in anchors:
+            for case, row in results.items():
+                if f"{anchor.mode} orm" in row:
                     print(
-                        f"{anchor} process, {case}: uncached ORM p50 {row['orm']['p50']:.0f} µs "
-                        f"(this process: {baseline_orm[case]:.0f})"
+                        f"{anchor.mode} process, {case}: uncached ORM p50 "
+                        f"{row[f'{anchor.mode} orm']['p50']:.0f} µs "
+                        f"(this process: {row['orm']['p50']:.0f})"
                     )
         print()
-        print("p50 µs per call (min of round medians in parentheses)")
+        print(
+            "p50 µs per call (min of round medians in parentheses); ratios: median over the "
+            "rounds of the ratio of round medians"
+        )
         print(table(results))
     finally:
         if rig is not None:

@@ -249,15 +249,14 @@ def _commit_sql(counter: Counter, group: list[Counter], alias: str) -> list[str]
             f"SELECT jsonb_object_agg(s.k, s.d) INTO scalekit_delta\n"
             f"    FROM ({_nonzero(counter, alias, sources)}) AS s;"
         )
-        if len(sources) == 1:  # a one-row INSERT or DELETE: no grouping
+        if len(sources) == 1:  # INSERT or DELETE: rows of one sign, no netting needed
             ((rows, sign),) = sources
             cond = filter_sql(counter, alias, "r")
             compute = (
-                f"IF NOT EXISTS (SELECT 1 FROM {rows} OFFSET 1) THEN\n"
-                f"    SELECT jsonb_build_object(r.{fk}, {sign}) INTO scalekit_delta\n"
-                f"        FROM {rows} AS r\n"
-                f"        WHERE r.{fk} IS NOT NULL AND COALESCE(({cond}), FALSE);\n"
-                "ELSE\n    " + compute.replace("\n", "\n    ") + "\nEND IF;"
+                "SELECT jsonb_object_agg(s.k, s.d) INTO scalekit_delta FROM (\n"
+                f"    SELECT r.{fk} AS k, {sign} * count(*) AS d FROM {rows} AS r\n"
+                f"    WHERE r.{fk} IS NOT NULL AND COALESCE(({cond}), FALSE)\n"
+                f"    GROUP BY r.{fk}) AS s;"
             )
         branches.append(
             f"IF TG_OP = '{event}' THEN\n"
@@ -265,7 +264,7 @@ def _commit_sql(counter: Counter, group: list[Counter], alias: str) -> list[str]
             "    IF scalekit_delta IS NULL THEN RETURN NULL; END IF;\n"
             f"    IF current_setting('{fired}', true) = '1' THEN\n"
             "        -- this statement's row events ran already (constraints IMMEDIATE)\n"
-            f"        PERFORM set_config('{fired}', '', true);\n"
+            f"        scalekit_set := set_config('{fired}', '', true);\n"
             f"        PERFORM 1 FROM {parent} WHERE {target} IN ({locked})\n"
             f"            ORDER BY {target} FOR NO KEY UPDATE;\n"
             "        scalekit_pending := CAST(scalekit_delta AS text);\n"
@@ -275,7 +274,7 @@ def _commit_sql(counter: Counter, group: list[Counter], alias: str) -> list[str]
             "END IF;"
         )
     declare = (
-        "DECLARE\n    scalekit_delta jsonb;\n    scalekit_pending text;\n"
+        "DECLARE\n    scalekit_delta jsonb;\n    scalekit_pending text;\n    scalekit_set text;\n"
         f"    scalekit_key {key_type};\n    scalekit_change bigint;\n"
     )
     accumulate = (
@@ -292,18 +291,19 @@ def _commit_sql(counter: Counter, group: list[Counter], alias: str) -> list[str]
         "                UNION ALL SELECT * FROM jsonb_each_text(scalekit_delta)) AS u\n"
         "            GROUP BY u.key HAVING SUM(CAST(u.value AS bigint)) <> 0) AS m;\n"
         "    END IF;\n"
-        f"    PERFORM set_config('{setting}', COALESCE(CAST(scalekit_delta AS text), ''), true);\n"
+        "    scalekit_set := set_config(\n"
+        f"        '{setting}', COALESCE(CAST(scalekit_delta AS text), ''), true);\n"
         "    RETURN NULL;\nEND\n$scalekit$"
     )
     apply = (
         f"CREATE OR REPLACE FUNCTION {qn(apply_fn)}() RETURNS trigger LANGUAGE plpgsql "
         "AS $scalekit$\n" + declare + "BEGIN\n"
-        f"    PERFORM set_config('{fired}', '1', true);\n"
+        f"    scalekit_set := set_config('{fired}', '1', true);\n"
         f"    scalekit_pending := NULLIF(current_setting('{setting}', true), '');\n"
         "    IF scalekit_pending IS NULL THEN RETURN NULL; END IF;\n"
         "    "
         + lock_siblings.replace("\n", "\n    ")
-        + f"PERFORM set_config('{setting}', '', true);\n"
+        + f"scalekit_set := set_config('{setting}', '', true);\n"
         "    " + apply_loop.replace("\n", "\n    ") + "\n"
         "    RETURN NULL;\nEND\n$scalekit$"
     )
