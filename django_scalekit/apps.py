@@ -19,11 +19,14 @@ class ScalekitConfig(AppConfig):
 
 
 def share_replica_map() -> None:
-    """Let the cache know the router's replicas, so a lagging one cannot refill it.
+    """Let the cache know the router's replicas, so a lagging one cannot refill it, and
+    what the router's polls already know of their replay positions.
 
-    Without this the cache knows a replica only by ``TEST["MIRROR"]``.
+    Without this the cache knows a replica only by ``TEST["MIRROR"]``, and asks the
+    replica for its replay position before storing each read it served.
     """
-    from django_scalekit.cache import set_primary_resolver
-    from django_scalekit.routers import primary_of
+    from django_scalekit.cache import set_caught_up_check, set_primary_resolver
+    from django_scalekit.routers import primary_of, replayed_past
 
     set_primary_resolver(primary_of)
+    set_caught_up_check(replayed_past)

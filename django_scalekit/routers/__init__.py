@@ -9,6 +9,7 @@ from django_scalekit.routers.router import (
     may_use_replica,
     primary_of,
     read_alias,
+    replayed_past,
 )
 from django_scalekit.routers.state import use_primary
 
@@ -18,5 +19,6 @@ __all__ = [
     "may_use_replica",
     "primary_of",
     "read_alias",
+    "replayed_past",
     "use_primary",
 ]

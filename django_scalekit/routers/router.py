@@ -248,6 +248,20 @@ def primary_of(alias: str) -> str | None:
     return cfg.primary if alias in cfg.replicas else None
 
 
+def replayed_past(alias: str, lsn: int) -> bool | None:
+    """``True`` when the router last saw replica ``alias`` replayed at or past ``lsn``.
+
+    WAL positions only grow, so an old poll that is already past ``lsn`` is proof. ``None``
+    otherwise (not a configured replica, or not known to be that far yet): the caller
+    then asks the replica itself.
+    """
+    cfg = config()
+    if alias not in cfg.replicas:
+        return None
+    position = replica(alias).replay_lsn
+    return True if position is not None and position >= lsn else None
+
+
 def forget_connections() -> None:
     """Drop the per-thread connection cache (connections were replaced)."""
     global _local
