@@ -8,7 +8,7 @@ test database, then measures on the test app's Board/Post tables:
 1. inserts/s with 4 writer processes (one ``Post`` per transaction), spread over 1,000
    parents and all on one hot parent, with no counter, with one counter in each mode, and
    with django-counter-field when it is installed (``nox -s bench`` installs it), and with
-   a hand-written row-level trigger (``row trigger``: the floor a trigger can cost);
+   a hand-written row-level trigger (``row trigger``: what a trigger written by hand costs);
 2. reading a counter vs ``COUNT(*)`` of one parent's children, over 1,000,000 children;
 3. ``recount()`` of 1,000,000 children vs one ``GROUP BY`` over the child table.
 
