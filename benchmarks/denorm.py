@@ -13,8 +13,12 @@ test database, then measures on the test app's Board/Post tables:
 3. ``recount()`` of 1,000,000 children vs one ``GROUP BY`` over the child table.
 
 Modes are interleaved in every round, so machine noise hits all of them alike. The writers
-are processes, as in a deployment (one interpreter each, no shared GIL), and the cache is
-off (``_settings_nocache``), so a write costs only its own statements and the counter's.
+are processes, as in a deployment (one interpreter each, no shared GIL); ``--writers
+threads`` runs them as threads of one process instead, where the GIL lets one writer at a
+time run Python, as in a threaded server. The cache is off (``_settings_nocache``), so a
+write costs only its own statements and the counter's. A streaming replica the script
+started itself is stopped first (``--replica keep`` keeps it): on this rig it would replay
+every write's WAL on the same cores as the writers, which a deployment's replica does not.
 """
 
 from __future__ import annotations
@@ -24,9 +28,11 @@ import atexit
 import importlib.util
 import multiprocessing
 import os
+import queue
 import random
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -42,7 +48,8 @@ MODES = ("no counter", "signals", "trigger", "commit", "deferred", "row trigger"
 WRITERS = 4
 
 
-def setup() -> None:
+def setup() -> Any:
+    """The rig (its ``postgres`` is None when the environment named the servers)."""
     from tests.rig.servers import Rig
 
     rig = Rig.from_environment()
@@ -55,6 +62,7 @@ def setup() -> None:
 
     config = setup_databases(verbosity=0, interactive=False)
     atexit.register(teardown_databases, config, verbosity=0)
+    return rig
 
 
 def counter_field_models() -> tuple[Any, Any]:
@@ -151,23 +159,32 @@ def _writer(model: Any, boards: list[int], seed: int, seconds: float, start: Any
         with transaction.atomic():
             model.objects.create(board_id=rnd.choice(boards), published=True)
         n += 1
+    connection.close()  # a thread's own connection; a process exits anyway
     out.put(n)
 
 
-def insert_rate(model: Any, boards: list[int], seconds: float) -> float:
-    """Inserts/s of ``WRITERS`` processes, each a forked copy of this one."""
+def insert_rate(model: Any, boards: list[int], seconds: float, threads: bool = False) -> float:
+    """Inserts/s of ``WRITERS`` processes (forked copies of this one), or of threads."""
     from django.db import connections
 
     from django_scalekit.denorm import fold
 
-    ctx = multiprocessing.get_context("fork")
     connections.close_all()  # each writer opens its own
-    start = ctx.Barrier(WRITERS)
-    out = ctx.Queue()
-    writers = [
-        ctx.Process(target=_writer, args=(model, boards, i, seconds, start, out))
-        for i in range(WRITERS)
-    ]
+    writers: list[Any]
+    if threads:
+        start: Any = threading.Barrier(WRITERS)
+        out: Any = queue.Queue()
+        writers = [
+            threading.Thread(target=_writer, args=(model, boards, i, seconds, start, out))
+            for i in range(WRITERS)
+        ]
+    else:
+        ctx = multiprocessing.get_context("fork")
+        start, out = ctx.Barrier(WRITERS), ctx.Queue()
+        writers = [
+            ctx.Process(target=_writer, args=(model, boards, i, seconds, start, out))
+            for i in range(WRITERS)
+        ]
     for w in writers:
         w.start()
     done = sum(out.get() for _ in writers)
@@ -212,6 +229,18 @@ def main() -> None:
         "--mode", choices=MODES[1:], action="append", help="counted modes (default: all)"
     )
     parser.add_argument(
+        "--writers",
+        choices=("processes", "threads"),
+        default="processes",
+        help="writers as processes (as in a deployment) or as threads of one process",
+    )
+    parser.add_argument(
+        "--replica",
+        choices=("stop", "keep"),
+        default="stop",
+        help="stop the rig's own streaming replica while inserting (default), or keep it",
+    )
+    parser.add_argument(
         "--part",
         choices=("inserts", "recount", "reads"),
         action="append",
@@ -219,7 +248,12 @@ def main() -> None:
     )
     args = parser.parse_args()
     parts = set(args.part or ("inserts", "recount", "reads"))
-    setup()
+    threads = args.writers == "threads"
+    rig = setup()
+    if args.replica == "stop" and rig.postgres is not None:
+        # In a deployment the replica replays the WAL on its own machine; here it would
+        # replay it on the primary's two cores, taxing each write by its WAL volume.
+        rig.postgres.stop_replica()
 
     from django.db import connection
 
@@ -254,10 +288,11 @@ def main() -> None:
             for mode in ("no counter", *order):
                 use("no counter" if mode == "counter-field" else mode)
                 model, keys = models[mode]
-                got[mode] = insert_rate(model, keys[shape], args.seconds)
+                got[mode] = insert_rate(model, keys[shape], args.seconds, threads)
             model, keys = models["no counter"]
             use("no counter")
-            base = (got["no counter"] + insert_rate(model, keys[shape], args.seconds)) / 2
+            rate = insert_rate(model, keys[shape], args.seconds, threads)
+            base = (got["no counter"] + rate) / 2
             for mode, rate in got.items():
                 rates.setdefault((shape, mode), []).append(rate)
                 ratios.setdefault((shape, mode), []).append(rate / base)
@@ -265,7 +300,7 @@ def main() -> None:
 
     if "inserts" in parts:
         print(
-            f"\nInserts/s, {WRITERS} writer processes, one insert per transaction "
+            f"\nInserts/s, {WRITERS} writer {args.writers}, one insert per transaction "
             f"({args.rounds} rounds of {args.seconds:g} s; 1-minute load average "
             f"{min(loads):.1f}-{max(loads):.1f}, median {statistics.median(loads):.1f})"
         )
