@@ -238,7 +238,7 @@ def main() -> None:
         "--replica",
         choices=("stop", "keep"),
         default="stop",
-        help="stop the rig's own streaming replica while inserting (default), or keep it",
+        help="stop the streaming replica the rig started, for the whole run (default), or keep it",
     )
     parser.add_argument(
         "--part",
