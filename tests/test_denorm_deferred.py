@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import random
+import signal
 import threading
+import time
+import traceback
 
 import pytest
 from django.db import connection, connections, transaction
@@ -148,6 +154,68 @@ def test_a_folder_killed_mid_batch_loses_nothing(boards):
     assert fold(Board.posts_deferred, batch_size=15) == 30  # one +1 per published post
     assert stored(hot) == 30
     assert drift() == {}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_eight_writer_processes_and_folder_processes_killed_mid_batch(boards):
+    """Folders die by SIGKILL (a worker's process killed) after their fold statement ran,
+    before it committed, while 8 writer processes write under one parent."""
+    hot, *_ = boards
+    ctx = multiprocessing.get_context("fork")
+    connections.close_all()  # children must not share the parent's sockets
+    start = ctx.Barrier(9)
+
+    def writer(seed):
+        rnd = random.Random(seed)
+        start.wait(20)
+        for i in range(60):
+            with transaction.atomic():
+                post = Post.objects.create(board_id=hot.pk, published=rnd.random() < 0.7)
+                if i % 4 == 0:
+                    Post.objects.filter(pk=post.pk).update(published=not post.published)
+                if i % 5 == 0:
+                    post.delete()
+
+    def doomed_folder(sender):
+        with transaction.atomic():
+            sender.send(fold(Board.posts_deferred, batch_size=10))
+            time.sleep(60)  # killed here, holding its uncommitted batch
+
+    writers = [ctx.Process(target=_child, args=(writer, n), daemon=True) for n in range(8)]
+    for w in writers:
+        w.start()
+    start.wait(20)
+    killed = 0
+    while any(w.is_alive() for w in writers) or killed < 3:
+        receiver, sender = ctx.Pipe(duplex=False)
+        folder = ctx.Process(target=_child, args=(doomed_folder, sender), daemon=True)
+        folder.start()
+        assert receiver.poll(30), "the folder never reached its batch"
+        if receiver.recv():
+            killed += 1
+        os.kill(folder.pid, signal.SIGKILL)
+        folder.join(10)
+    for w in writers:
+        w.join(60)
+        assert w.exitcode == 0
+    assert killed >= 3
+    fold()  # what the next beat run does: the killed batches were never applied
+    assert stored(hot) == Post.objects.filter(board=hot, published=True).count()
+    assert pending(Board.posts_deferred, hot.pk) == 0
+    assert drift() == {}
+
+
+def _child(fn, arg):
+    """A forked child's body: leave through ``os._exit`` so no exit handler of pytest runs."""
+    code = 1
+    try:
+        fn(arg)
+        code = 0
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        connections.close_all()
+        os._exit(code)
 
 
 @pytest.mark.django_db(transaction=True)
