@@ -9,8 +9,10 @@ test database, then measures on the test app's Board/Post tables:
    parents and all on one hot parent, with no counter, with one counter in each mode, and
    with django-counter-field when it is installed (``nox -s bench`` installs it), and with
    a hand-written row-level trigger (``row trigger``: what a trigger written by hand costs);
-2. reading a counter vs ``COUNT(*)`` of one parent's children, over 1,000,000 children;
-3. ``recount()`` of 1,000,000 children vs one ``GROUP BY`` over the child table.
+2. the CPU one insert costs, in the writer's Python and in its PostgreSQL backend, per
+   mode (``--part cpu``; the backend's from /proc, so only for a server on this machine);
+3. reading a counter vs ``COUNT(*)`` of one parent's children, over 1,000,000 children;
+4. ``recount()`` of 1,000,000 children vs one ``GROUP BY`` over the child table.
 
 Modes are interleaved in every round, so machine noise hits all of them alike. The writers
 are processes, as in a deployment (one interpreter each, no shared GIL); ``--writers
@@ -194,6 +196,48 @@ def insert_rate(model: Any, boards: list[int], seconds: float, threads: bool = F
     return done / seconds
 
 
+def _backend_cpu(pid: int) -> float | None:
+    """Seconds of CPU a local PostgreSQL backend has used (None: not on this machine)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_per_insert(model: Any, boards: list[int], n: int, seed: int) -> tuple[float, ...]:
+    """One writer: (wall, Python CPU, backend CPU) per insert in µs (backend: nan if remote).
+
+    CPU time does not depend on how the writers share the cores, so it shows what a mode
+    costs where the throughput ratios show what a machine makes of that cost.
+    """
+    from django.db import connection, transaction
+
+    from django_scalekit.denorm import fold
+
+    connection.close()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    rnd = random.Random(seed)
+
+    def insert(count: int) -> None:
+        for _ in range(count):
+            with transaction.atomic():
+                model.objects.create(board_id=rnd.choice(boards), published=True)
+
+    insert(200)  # the backend's plan and catalog caches
+    backend, cpu, wall = _backend_cpu(pid), time.process_time(), time.perf_counter()
+    insert(n)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    after = _backend_cpu(pid)
+    used = after - backend if after is not None and backend is not None else float("nan")
+    connection.close()
+    fold()  # deferred mode's queue, outside the measurement
+    return wall / n * 1e6, cpu / n * 1e6, used / n * 1e6
+
+
 def timed(fn: object, repeat: int) -> list[float]:
     samples = []
     for _ in range(repeat):
@@ -217,11 +261,39 @@ def report_recount(
         print(f"{name:24} min {min(samples):.3f}  median {med:.3f}  ratio {med / base:.2f}")
 
 
+def report_cpu(
+    writers: dict[str, tuple[Any, list[int]]],
+    counted: tuple[str, ...],
+    rounds: int,
+    inserts: int,
+) -> None:
+    """CPU per insert of one writer over spread parents, modes interleaved per round."""
+    shown = ("no counter", *counted)
+    samples: dict[str, list[tuple[float, ...]]] = {mode: [] for mode in shown}
+    for r in range(rounds):
+        for mode in shown[r % len(shown) :] + shown[: r % len(shown)]:
+            use("no counter" if mode == "counter-field" else mode)
+            model, keys = writers[mode]
+            samples[mode].append(cpu_per_insert(model, keys, inserts, r))
+    use("no counter")
+    base = statistics.median(s[1] + s[2] for s in samples["no counter"])
+    print(
+        f"\nCPU per insert, one writer, spread parents, µs ({rounds} rounds of {inserts:,} "
+        "inserts, medians; total vs none: what CPU-bound writers would keep)"
+    )
+    print(f"{'mode':14} {'wall':>6} {'Python':>7} {'backend':>8} {'total':>6} {'vs none':>8}")
+    for mode in shown:
+        wall, py, pg = (statistics.median(s[i] for s in samples[mode]) for i in range(3))
+        total = statistics.median(s[1] + s[2] for s in samples[mode])
+        print(f"{mode:14} {wall:6.0f} {py:7.0f} {pg:8.0f} {total:6.0f} {base / total:8.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=2.0, help="per measurement")
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--children", type=int, default=1_000_000)
+    parser.add_argument("--inserts", type=int, default=3000, help="per CPU measurement")
     parser.add_argument(
         "--shape", choices=("spread", "hot"), action="append", help="insert cases (default: both)"
     )
@@ -242,12 +314,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--part",
-        choices=("inserts", "recount", "reads"),
+        choices=("inserts", "cpu", "recount", "reads"),
         action="append",
         help="parts to run (default: all)",
     )
     args = parser.parse_args()
-    parts = set(args.part or ("inserts", "recount", "reads"))
+    parts = set(args.part or ("inserts", "cpu", "recount", "reads"))
     threads = args.writers == "threads"
     rig = setup()
     if args.replica == "stop" and rig.postgres is not None:
@@ -264,6 +336,7 @@ def main() -> None:
     shapes = {"spread (1,000 parents)": boards, "hot (one parent)": boards[:1]}
     shapes = {k: v for k, v in shapes.items() if not args.shape or k.split()[0] in args.shape}
     models: dict[str, tuple[Any, dict[str, list[int]]]] = {mode: (Post, shapes) for mode in MODES}
+    spread: dict[str, tuple[Any, list[int]]] = {mode: (Post, boards) for mode in MODES}
     if HAS_COUNTER_FIELD:
         CfBoard, CfPost = counter_field_models()
         cf_boards = [CfBoard.objects.create(name=f"b{i}").pk for i in range(1000)]
@@ -271,6 +344,7 @@ def main() -> None:
             CfPost,
             {"spread (1,000 parents)": cf_boards, "hot (one parent)": cf_boards[:1]},
         )
+        spread["counter-field"] = (CfPost, cf_boards)
     else:
         print("django-counter-field is not installed: no column for it (see docs/denorm.md)")
     rates: dict[tuple[str, str], list[float]] = {}
@@ -327,6 +401,8 @@ def main() -> None:
                     f"({min(per_round):.2f}-{max(per_round):.2f})"
                 )
 
+    if "cpu" in parts:
+        report_cpu(spread, counted, args.rounds, args.inserts)
     if not parts & {"recount", "reads"}:
         return
     # Read and recount cost over a large child table.
